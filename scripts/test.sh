@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the test suite: installs vagen from this checkout when it is not importable from
+# here, then ruff and pytest. Extra arguments go to pytest (e.g. -k rewards).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY=${PYTHON:-python3}
+
+installed_here() {
+  "$PY" - "$ROOT" <<'PY' 2>/dev/null
+import os, sys
+import vagen, torch, transformers, flask, av  # noqa: F401
+sys.exit(0 if os.path.dirname(os.path.dirname(os.path.abspath(vagen.__file__))) == sys.argv[1] else 1)
+PY
+}
+if ! installed_here; then
+  bash install.sh
+fi
+"$PY" -m ruff check vagen tests benchmarks
+set +e
+"$PY" -m pytest -q "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"

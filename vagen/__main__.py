@@ -1,0 +1,3 @@
+from vagen.cli import main
+
+raise SystemExit(main())

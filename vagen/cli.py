@@ -1,0 +1,62 @@
+"""The `vagen` command. Each sub-command lives in the module that owns the work; this file
+only routes `vagen <command> [<sub-command>] args...` to a `main(argv) -> int` there, imported
+lazily so that `vagen data synth` does not pay for importing torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+Target = tuple[str, str]  # (module, help); the module defines main(argv) -> int
+
+COMMANDS: dict[str, Target | dict[str, Target]] = {
+    "server": ("vagen.server.app", "run the batched env server"),
+    "train": {
+        "rl": ("vagen.trainer.local", "multi-turn RL (GRPO/PPO) with the local trainer"),
+        "sft": ("vagen.trainer.sft", "SFT warm start on oracle trajectories"),
+    },
+    "eval": ("vagen.eval.evaluate", "score a checkpoint on a benchmark parquet"),
+    "data": {
+        "synth": ("vagen.video.synthetic", "write synthetic grounded video QA"),
+        "create": ("vagen.data.create_dataset", "write train/test parquet of env rows"),
+        "convert": ("vagen.data.convert", "convert a benchmark into the sample schema"),
+    },
+    "quickstart": ("vagen.quickstart", "train and evaluate the tiny model end to end"),
+}
+# `vagen train --config x.yaml` means `vagen train rl --config x.yaml`.
+DEFAULT_SUBCOMMAND = {"train": "rl"}
+
+
+def _usage(table: dict, prefix: str) -> str:
+    lines = [f"usage: {prefix} <command> [args...]", "", "commands:"]
+    for name, target in table.items():
+        text = target[1] if isinstance(target, tuple) else "{" + ", ".join(target) + "}"
+        lines.append(f"  {name:<12} {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Route argv to the owning module's `main`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    table: dict = COMMANDS
+    prefix = "vagen"
+    while isinstance(table, dict):
+        command = prefix.split()[-1]
+        if args and args[0] in table:
+            name, args = args[0], args[1:]
+        elif command in DEFAULT_SUBCOMMAND and not (args and args[0] in ("-h", "--help")):
+            name = DEFAULT_SUBCOMMAND[command]
+        elif not args or args[0] in ("-h", "--help"):
+            print(_usage(table, prefix))
+            return 0 if args else 2
+        else:
+            print(f"{prefix}: unknown command '{args[0]}'; choose from: {', '.join(table)}",
+                  file=sys.stderr)
+            return 2
+        table, prefix = table[name], f"{prefix} {name}"
+    module, _ = table
+    return int(importlib.import_module(module).main(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

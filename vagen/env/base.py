@@ -1,0 +1,61 @@
+"""The env protocol (after Gymnasium's core): tiny, text in, frames out.
+
+An env never raises on model text: a malformed action is a turn with
+`info["valid_action"] = False` and the format penalty."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+IMAGE_PLACEHOLDER = "<image>"
+# Keys every StepResult.info carries (DESIGN.md, Env protocol).
+REQUIRED_INFO_KEYS = ("valid_action", "turn", "frames_seen", "answer", "correct")
+
+
+@dataclass
+class Observation:
+    """What the policy sees next: `text` holds one `<image>` per frame, in order.
+
+    `frames` are uint8 arrays (H, W, 3); `timestamps` are seconds in their video;
+    `video_ids` says which of the sample's videos each frame comes from."""
+
+    text: str
+    frames: list[np.ndarray] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    video_ids: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.video_ids:
+            self.video_ids = [0] * len(self.frames)
+
+
+@dataclass
+class StepResult:
+    """Outcome of one action. `terminated`: the episode ended by an answer;
+    `truncated`: it ended by the turn limit without one."""
+
+    obs: Observation
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+
+@runtime_checkable
+class Env(Protocol):
+    """What the server, the rollout manager and the trainers rely on."""
+
+    def reset(self, seed: int) -> Observation: ...
+
+    def step(self, action_text: str) -> StepResult: ...
+
+    def system_prompt(self) -> str: ...
+
+    def close(self) -> None: ...

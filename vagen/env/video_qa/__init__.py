@@ -1,0 +1,1 @@
+"""env/video_qa."""
