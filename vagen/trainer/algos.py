@@ -1,0 +1,78 @@
+"""The registries of RL algorithms, after verl's `trainer/ppo/core_algos.py`.
+
+Advantage estimators live in `vagen.trainer.advantages`, policy losses, KL estimators and
+loss aggregations in `vagen.trainer.losses`; each registers itself here by decorator, so
+every caller (the local trainer, the verl glue) looks an algorithm up by its config name and
+never branches on it. Duplicate names are rejected; unknown names list the valid ones.
+
+Uniform signatures, so one wrapper fits every entry of a registry:
+- advantage estimator: `fn(token_rewards, loss_mask, *, turn_ids=None, values=None,
+  group_ids=None, config: AdvantageConfig) -> (advantages, returns)`, all `(bs, L)`.
+- policy loss: `fn(old_log_prob, log_prob, advantages, loss_mask, config: PolicyLossConfig,
+  denominator=None) -> (loss, metrics)`.
+- KL estimator: `fn(log_prob, ref_log_prob) -> (bs, L)` per-token estimate of KL(pi || ref).
+- loss aggregation: `fn(loss_mat, loss_mask, denominator=None) -> scalar`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+_BUILTIN_MODULES = ("vagen.trainer.advantages", "vagen.trainer.losses")
+
+
+class Registry(Generic[F]):
+    """Functions of one kind by name. `register` rejects duplicates; `get` of an unknown name
+    raises a KeyError that lists the registered names."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._fns: dict[str, F] = {}
+
+    def register(self, name: str) -> Callable[[F], F]:
+        """Decorator: `@ADVANTAGE_ESTIMATORS.register("grpo")`."""
+
+        def decorator(fn: F) -> F:
+            if name in self._fns:
+                raise ValueError(f"{self.kind} '{name}' is already registered "
+                                 f"(by {self._fns[name].__qualname__}); pick another name")
+            self._fns[name] = fn
+            return fn
+
+        return decorator
+
+    def get(self, name: str) -> F:
+        _load_builtins()
+        if name not in self._fns:
+            raise KeyError(f"unknown {self.kind} '{name}'; registered: {', '.join(self.names())}")
+        return self._fns[name]
+
+    def names(self) -> list[str]:
+        _load_builtins()
+        return sorted(self._fns)
+
+
+ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator")
+POLICY_LOSSES: Registry = Registry("policy loss")
+KL_ESTIMATORS: Registry = Registry("KL estimator")
+LOSS_AGGREGATIONS: Registry = Registry("loss aggregation")
+
+register_advantage_estimator = ADVANTAGE_ESTIMATORS.register
+register_policy_loss = POLICY_LOSSES.register
+register_kl_estimator = KL_ESTIMATORS.register
+register_loss_aggregation = LOSS_AGGREGATIONS.register
+
+get_advantage_estimator = ADVANTAGE_ESTIMATORS.get
+get_policy_loss = POLICY_LOSSES.get
+get_kl_estimator = KL_ESTIMATORS.get
+get_loss_aggregation = LOSS_AGGREGATIONS.get
+
+
+def _load_builtins() -> None:
+    # Importing the modules registers their algorithms; import errors propagate.
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
