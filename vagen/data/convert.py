@@ -1,0 +1,196 @@
+"""`vagen data convert --from FORMAT IN OUT`: benchmark annotations -> the sample schema.
+
+Each format is a `Converter` in its own module, registered by name. This module owns what
+they share, so that every format behaves the same: the row loop with its progress bar,
+errors that name the file, row and field, the video-file check, skips with their counts,
+and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from vagen.data.sample import Sample, SampleError, save_samples
+
+Row = tuple[str, dict[str, Any]]  # (where the row is, e.g. "line 3"; its raw fields)
+
+# Modules under vagen.data whose import registers the built-in formats.
+BUILTIN_MODULES = ("nextqa", "nextgqa", "videomme", "mlvu", "longvideobench", "lvbench",
+                   "egoschema", "llava_json", "verltool", "videomtr")
+
+
+class SkipRow(Exception):
+    """Raised by `Converter.to_sample` for a row that is no video question (e.g. an image
+    row of a mixed data set); such rows are counted by reason, not converted."""
+
+
+class Converter(ABC):
+    """One annotation format. A fresh instance converts one input, so `load` may keep
+    companion files (id maps, span files, answer keys) on `self` for `to_sample`."""
+
+    @abstractmethod
+    def load(self, path: Path) -> list[Row]:
+        """Read the annotation file (or folder) at `path` into rows."""
+
+    @abstractmethod
+    def to_sample(self, row: dict[str, Any], video_root: Path) -> Sample:
+        """One row -> Sample; raises SampleError naming the field, or SkipRow."""
+
+
+_CONVERTERS: dict[str, type[Converter]] = {}
+
+
+def register_converter(name: str) -> Callable[[type[Converter]], type[Converter]]:
+    """Class decorator: `@register_converter("nextqa")`."""
+
+    def decorator(cls: type[Converter]) -> type[Converter]:
+        if name in _CONVERTERS:
+            raise ValueError(f"converter '{name}' is already registered")
+        _CONVERTERS[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_converter(name: str) -> Converter:
+    _load_builtin_converters()
+    if name not in _CONVERTERS:
+        raise KeyError(f"unknown format '{name}'; choose from: {', '.join(list_converters())}")
+    return _CONVERTERS[name]()
+
+
+def list_converters() -> list[str]:
+    _load_builtin_converters()
+    return sorted(_CONVERTERS)
+
+
+def _load_builtin_converters() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"vagen.data.{module}")
+
+
+@dataclass
+class ConvertOptions:
+    """How rows become samples; the CLI flags mirror these fields."""
+
+    video_root: str | None = field(default=None, metadata={
+        "help": "folder the benchmark's video names are resolved against "
+                "(default: the input's folder)"})
+    check_videos: bool = field(default=True, metadata={
+        "help": "check that every video file exists (--no-check-videos: convert the "
+                "annotations before the videos are downloaded)"})
+    skip_missing: bool = field(default=False, metadata={
+        "help": "skip rows whose video files are missing instead of failing; prints the count"})
+    answered_only: bool = field(default=False, metadata={
+        "help": "drop rows without a public answer (EgoSchema, LongVideoBench test) instead "
+                "of keeping them with answer ''"})
+    source: str | None = field(default=None, metadata={
+        "help": "set every sample's `source` (default: the benchmark's name)"})
+
+    def __post_init__(self) -> None:
+        if self.skip_missing and not self.check_videos:
+            raise ValueError("skip_missing needs check_videos: drop --no-check-videos "
+                             "or --skip-missing")
+
+
+@dataclass
+class Conversion:
+    """What `convert` made: the samples and what it left out, by reason."""
+
+    samples: list[Sample]
+    skipped: Counter[str] = field(default_factory=Counter)
+    unanswered: int = 0  # kept samples whose answer is not public (answer "")
+
+
+def convert(fmt: str, path: str | Path, options: ConvertOptions | None = None) -> Conversion:
+    """Convert the annotations at `path` in format `fmt`; errors name file, row and field."""
+    options = options or ConvertOptions()
+    path = Path(path)
+    converter = get_converter(fmt)
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    video_root = Path(options.video_root or (path if path.is_dir() else path.parent))
+    result = Conversion(samples=[])
+    first_seen: dict[str, str] = {}
+    for where, row in tqdm(converter.load(path), desc=f"convert {fmt}", unit="row"):
+        try:
+            sample = converter.to_sample(row, video_root)
+        except SkipRow as skip:
+            result.skipped[str(skip)] += 1
+            continue
+        except (ValueError, TypeError) as err:
+            raise SampleError(f"{path}: {where}: {err}") from err
+        if not sample.answer and options.answered_only:
+            result.skipped["no public answer"] += 1
+            continue
+        missing = ([v for v in sample.videos if not Path(v).is_file()]
+                   if options.check_videos else [])
+        if missing and options.skip_missing:
+            result.skipped["video file missing"] += 1
+            continue
+        if missing:
+            raise SampleError(f"{path}: {where}: video file not found: {missing[0]} (set "
+                              "--video-root, or pass --skip-missing or --no-check-videos)")
+        if sample.id in first_seen:
+            raise SampleError(f"{path}: {where}: id '{sample.id}' repeats the id of "
+                              f"{first_seen[sample.id]}; ids must be unique")
+        first_seen[sample.id] = where
+        sample.source = options.source or sample.source
+        result.unanswered += not sample.answer
+        result.samples.append(sample)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    helps = {f.name: f.metadata["help"] for f in fields(ConvertOptions)}
+    parser = argparse.ArgumentParser(
+        prog="vagen data convert",
+        description="Convert a benchmark's annotation file into the vagen sample schema "
+                    "(JSONL, or parquet when OUT ends in .parquet). See data/README.md.")
+    parser.add_argument("--from", dest="fmt", required=True, metavar="FORMAT",
+                        help=f"annotation format: {', '.join(list_converters())}")
+    parser.add_argument("input", type=Path, metavar="IN", help="annotation file (or folder)")
+    parser.add_argument("output", type=Path, metavar="OUT", help="samples file to write")
+    parser.add_argument("--video-root", help=helps["video_root"])
+    parser.add_argument("--no-check-videos", dest="check_videos", action="store_false",
+                        help=helps["check_videos"])
+    parser.add_argument("--skip-missing", action="store_true", help=helps["skip_missing"])
+    parser.add_argument("--answered-only", action="store_true", help=helps["answered_only"])
+    parser.add_argument("--source", help=helps["source"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    prog = "vagen data convert"
+    try:
+        options = ConvertOptions(video_root=args.video_root, check_videos=args.check_videos,
+                                 skip_missing=args.skip_missing,
+                                 answered_only=args.answered_only, source=args.source)
+        result = convert(args.fmt, args.input, options)
+    except KeyError as err:
+        print(f"{prog}: {err.args[0]}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    for reason, count in sorted(result.skipped.items()):
+        print(f"skipped {count} rows: {reason}")
+    if result.unanswered:
+        print(f"{result.unanswered} samples have no public answer (answer ''); "
+              "--answered-only drops them")
+    if not result.samples:
+        print(f"{prog}: error: no samples left to write from {args.input}", file=sys.stderr)
+        return 1
+    save_samples(result.samples, args.output)
+    print(f"wrote {len(result.samples)} samples to {args.output}")
+    return 0
