@@ -30,3 +30,17 @@ def uniform_indices(n: int, k: int) -> list[int]:
     if k >= n:
         return list(range(n))
     return [int((i + 0.5) * n / k) for i in range(k)]
+
+
+def frame_indices(times_s, fps: float, num_frames: int) -> np.ndarray:
+    """Index of the frame on screen at each time: frame `i` covers `[i / fps, (i + 1) / fps)`.
+
+    Times before the start or past the end clamp to the first or last frame, so a time read
+    from model text never indexes out of the video; a non-finite time is a caller bug."""
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(times)):
+        raise ValueError(f"times must be finite seconds, got {times[~np.isfinite(times)][:3]}")
+    if fps <= 0 or num_frames < 1:
+        raise ValueError(f"fps must be > 0 and num_frames >= 1, got {fps} and {num_frames}")
+    # The epsilon keeps 0.29 s * 100 fps (28.999999999999996) on frame 29.
+    return np.clip(np.floor(times * fps + 1e-6), 0, num_frames - 1).astype(np.int64)
