@@ -223,7 +223,7 @@ def test_llava_json_single_and_multi_video_rows_keep_meta(tmp_path):
         question="The worker performs some of these actions.\n(1) Pick up the screw\n"
                  "(2) Tighten the screw\n(3) Put down the screwdriver\n\n"
                  "Which actions does the worker perform?",
-        answer="(1) Pick up the screw (2) Tighten the screw", answer_type="actions",
+        answer="(1) Pick up the screw; (2) Tighten the screw", answer_type="actions",
         source="llava_json", extra={"meta": {"frame_cnts": [12.0], "min_frames": 4,
                                              "max_frames": 8, "dynamic_sample": True}})
     assert samples[1] == Sample(
@@ -425,7 +425,9 @@ LLAVA_SUBSET = "ASSY07-relabel-train-10vids-train-mcq-min_frames_4-max_frames_8_
      {"id": "pJI5ZU6wxqg_1", "answer": "E", "category": "E3E", "duration_s": 1261.12}),
     ("egoschema", "egoschema/questions.json", 20,
      {"id": "001934bb-81bd-4cd8-a574-0472ef3f6678", "answer": "", "duration_s": 180.0}),
-    ("llava_json", f"llava_video_grpo/{LLAVA_SUBSET}", 40, {"id": "7", "answer_type": "actions"}),
+    ("llava_json", f"llava_video_grpo/{LLAVA_SUBSET}", 40,
+     {"id": "7", "answer_type": "actions", "answer": "(2) Insert one end of FFC into the small "
+      "flip lock connector on the bottom left corner of the laptop motherboard"}),
     ("videomtr", "videomtr/eval_mlvu_test.json", 40,
      {"id": "AR_20", "answer": "B", "source": "MLVU_Test"}),
 ])

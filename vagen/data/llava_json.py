@@ -5,7 +5,8 @@
 min_frames, max_frames, dynamic_sample}}]. Video paths are relative to the video root;
 `meta` is kept in `extra["meta"]`. Answer types: lettered options written in the question
 ("A. x" lines) make a choice; an answer of numbered actions ("(2) ... (5) ...", picked
-from a numbered list in the question) is an action set; a number is numeric; else text."""
+from a numbered list in the question) is an action set, written "(2) ...; (5) ..." (the
+list form the action_set reward splits); a number is numeric; else text."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from vagen.data.parse import (
 )
 from vagen.data.sample import Sample, SampleError
 
-_NUMBERED_ACTION = re.compile(r"^\(\d+\)")
+_ACTION_START = re.compile(r"\s*(?=\(\d+\))")  # before each "(n)" of an answer
 
 
 @register_converter("llava_json")
@@ -41,8 +42,9 @@ class LlavaJson(Converter):
         question, options = split_inline_options(prompt)
         if options:
             answer, answer_type = choice_answer(answer, options, "conversations[gpt]"), "choice"
-        elif _NUMBERED_ACTION.match(answer):
+        elif _ACTION_START.match(answer):  # the answer starts with "(n)"
             question, answer_type = prompt, "actions"
+            answer = "; ".join(a for a in _ACTION_START.split(answer) if a)
         else:
             question, answer_type = prompt, answer_type_of(answer, None)
         extra = {"meta": row["meta"]} if "meta" in row else {}
