@@ -1,0 +1,110 @@
+"""transformers backend: batched `generate` on CPU or one GPU, and the forward pass that
+re-scores sampled tokens for training (one function for both, so they agree)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vagen.rollout.backends.base import Generation, PromptInput, SamplingParams
+from vagen.rollout.tokens import ChatCodec, mm_token_type_ids, stack_images
+
+
+class HFBackend:
+    """Generates with a `*ForConditionalGeneration` Qwen-VL model from a local path."""
+
+    def __init__(self, model: Any, codec: ChatCodec) -> None:
+        self.model = model
+        self.codec = codec
+        tokenizer = codec.tokenizer
+        self.eos_ids = {codec.im_end_id}
+        if tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(tokenizer.eos_token_id))
+
+    @torch.no_grad()
+    def generate(self, prompts: list[PromptInput], sampling: SamplingParams) -> list[Generation]:
+        if not prompts:
+            return []
+        device = next(self.model.parameters()).device
+        inputs = left_pad_batch(prompts, self.codec)
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+        greedy = sampling.temperature == 0
+        out = self.model.generate(
+            **inputs,
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else sampling.temperature,
+            top_p=None if greedy else sampling.top_p,
+            top_k=None,
+            suppress_tokens=self.codec.suppressed_ids,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.codec.pad_id,
+            stop_strings=list(sampling.stop) or None,
+            tokenizer=self.codec.tokenizer,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
+        prompt_len = inputs["input_ids"].shape[1]
+        new_ids = out.sequences[:, prompt_len:].cpu()
+        logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1).cpu()
+        picked = logprobs.gather(-1, new_ids.unsqueeze(-1)).squeeze(-1)
+        results = []
+        for row in range(len(prompts)):
+            ids = new_ids[row].tolist()
+            n = self._turn_length(ids, sampling.stop)
+            results.append(Generation(ids[:n], picked[row, :n].tolist(),
+                                      self.codec.tokenizer.decode(ids[:n])))
+        return results
+
+    def _turn_length(self, ids: list[int], stops: tuple[str, ...]) -> int:
+        """Tokens up to and including the first eos or stop string (the rest is padding)."""
+        for i, token in enumerate(ids):
+            if token in self.eos_ids:
+                return i + 1
+            piece = self.codec.tokenizer.decode([token])
+            if any(stop[-1] in piece for stop in stops):
+                text = self.codec.tokenizer.decode(ids[: i + 1])
+                if any(text.endswith(stop) for stop in stops):
+                    return i + 1
+        return len(ids)
+
+
+def left_pad_batch(prompts: list[PromptInput], codec: ChatCodec) -> dict[str, torch.Tensor]:
+    """Left-padded `input_ids, attention_mask, mm_token_type_ids` + stacked images."""
+    length = max(len(ids) for ids, _ in prompts)
+    input_ids = torch.full((len(prompts), length), codec.pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), length), dtype=torch.long)
+    for row, (ids, _) in enumerate(prompts):
+        input_ids[row, length - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, length - len(ids):] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask,
+             "mm_token_type_ids": mm_token_type_ids(input_ids, codec.image_token_id)}
+    batch.update(stack_images([image for _, images in prompts for image in images]))
+    return batch
+
+
+def token_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
+                   suppressed_ids: list[int] = (), with_entropy: bool = False,
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-prob of each token given the ones before it, `(bs, L)` (0 at position 0), from
+    `softmax(logits / temperature)` with `suppressed_ids` removed — the distribution the
+    backend sampled from. With `with_entropy`, also the per-token entropy `(bs, L)`."""
+    keys = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
+            "mm_token_type_ids")
+    logits = model(**{k: batch[k] for k in keys if k in batch}).logits[:, :-1].float()
+    if temperature > 0:
+        logits = logits / temperature
+    if suppressed_ids:
+        logits[..., list(suppressed_ids)] = float("-inf")
+    logp_all = logits.log_softmax(-1)
+    target = batch["input_ids"][:, 1:]
+    logp = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    pad = torch.zeros_like(logp[:, :1])
+    entropy = None
+    if with_entropy:
+        plogp = (logp_all.exp() * logp_all).nan_to_num(0.0)  # 0 * -inf on suppressed ids
+        entropy = torch.cat([pad, -plogp.sum(-1)], dim=1)
+    return torch.cat([pad, logp], dim=1), entropy
