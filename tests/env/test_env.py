@@ -1,0 +1,217 @@
+import numpy as np
+import pytest
+from conftest import green_of, second_of
+
+from vagen.env import make_env
+from vagen.env.base import IMAGE_PLACEHOLDER, REQUIRED_INFO_KEYS
+from vagen.env.video_qa.env import LAST_TURN_ERROR
+
+ONE_VIDEO, TWO_VIDEOS = 0, 1  # seeds: reset(seed) plays sample seed % 2
+MULTI_TURN = ["retrieve", "query", "timestamps"]
+FULL_REWARD = 1.0 * 1.0 + 0.1 * 1.0  # choice 1.0, format 1.0 (think before answer)
+
+
+def check_frames_match_labels(obs):
+    """Every frame shows the second its label and timestamp name (red channel)."""
+    assert obs.text.count(IMAGE_PLACEHOLDER) == len(obs.frames) == len(obs.timestamps)
+    for frame, time_s, video in zip(obs.frames, obs.timestamps, obs.video_ids, strict=True):
+        assert frame.dtype == np.uint8 and frame.shape == (56, 56, 3)  # smart_resize of 64x64
+        assert second_of(frame) == int(time_s)
+        assert green_of(frame) == pytest.approx(40 if video == 0 else 200, abs=6)
+
+
+@pytest.mark.parametrize("protocol", MULTI_TURN)
+def test_oracle_retrieves_the_span_then_answers(env_config, protocol):
+    env = make_env("video_qa", env_config(protocol))
+    obs = env.reset(ONE_VIDEO)
+    assert obs.timestamps == [2.5, 7.5, 12.5, 17.5]  # 4 uniform pool frames of 20
+    assert "Frame 12 at 12.5s: <image>" in obs.text and "You have 3 turns left" in obs.text
+    check_frames_match_labels(obs)
+
+    request = env.step(env.oracle_action())
+    assert request.info["valid_action"] and request.info["action_type"] != "answer"
+    assert not request.done and request.reward == 0.0
+    assert request.obs.timestamps == [12.5, 13.5, 14.5]  # the span [12, 15]
+    check_frames_match_labels(request.obs)
+    assert "You have 2 turns left" in request.obs.text
+
+    answer = env.step(env.oracle_action())
+    assert answer.terminated and not answer.truncated
+    assert answer.reward == pytest.approx(FULL_REWARD)
+    assert answer.info["reward_parts"] == {"choice": 1.0, "format": 1.0}
+    assert answer.info | {"seen_times": None} == answer.info | {
+        "valid_action": True, "action_type": "answer", "turn": 2, "frames_seen": 7,
+        "answer": "B", "correct": True, "seen_times": None}
+    assert answer.info["seen_times"] == [2.5, 7.5, 12.5, 17.5, 12.5, 13.5, 14.5]
+    assert answer.info["seen_video_ids"] == [0] * 7
+
+
+def test_single_protocol_answers_at_once_from_uniform_frames(env_config):
+    env = make_env("video_qa", env_config("single"))
+    obs = env.reset(ONE_VIDEO)
+    assert "you must answer now" in obs.text and "<retrieve>" not in env.system_prompt()
+    result = env.step(env.oracle_action())
+    assert result.terminated and result.info["turn"] == 1 and result.info["frames_seen"] == 4
+    assert result.reward == pytest.approx(FULL_REWARD)
+
+
+def test_query_returns_frames_as_a_response_and_next_batches_are_unseen(env_config):
+    env = make_env("video_qa", env_config("query"))
+    env.reset(ONE_VIDEO)  # shows pool frames 2, 7, 12, 17
+    first = env.step("<think>look on</think><query>anything else?</query>")
+    assert first.obs.text.startswith("<response>The frames you asked for:\nFrame 3 at 3.5s")
+    assert "</response>\nYou have 2 turns left" in first.obs.text
+    assert first.obs.timestamps == [3.5, 10.5, 16.5]  # spread over the 16 unseen frames
+    second = env.step("<query>more</query>")
+    assert not {3.5, 10.5, 16.5, 2.5, 7.5, 12.5, 17.5} & set(second.obs.timestamps)
+    assert "This is your last turn: you must answer now" in second.obs.text
+    check_frames_match_labels(second.obs)
+
+
+def test_query_honours_explicit_times(env_config):
+    env = make_env("video_qa", env_config("query"))
+    env.reset(ONE_VIDEO)
+    result = env.step("<query>what is at 4s and at 0:09?</query>")
+    assert result.obs.timestamps == [3.5, 8.5]  # nearest pool frames (earlier on a tie)
+
+
+def test_timestamps_decodes_the_exact_times(env_config):
+    env = make_env("video_qa", env_config("timestamps"))
+    env.reset(ONE_VIDEO)
+    result = env.step("<frames>3.2, 17.9, 0:05, 6, 7</frames>")  # 5 asked, 3 per turn
+    assert result.obs.timestamps == [3.2, 17.9, 5.0]
+    assert "Frame at 3.20s: <image>" in result.obs.text
+    check_frames_match_labels(result.obs)
+
+
+def test_retrieve_in_seconds(env_config):
+    env = make_env("video_qa", env_config("retrieve", retrieve_units="seconds"))
+    env.reset(ONE_VIDEO)
+    assert env.step("<retrieve>12,15</retrieve>").obs.timestamps == [12.5, 13.5, 14.5]
+    # a span between two pool frames gets the nearest one
+    assert env.step("<retrieve>3.1,3.2</retrieve>").obs.timestamps == [3.5]
+
+
+def test_multi_video_splits_the_budget_and_labels_videos(env_config):
+    env = make_env("video_qa", env_config("retrieve"))
+    obs = env.reset(TWO_VIDEOS)
+    assert obs.video_ids == [0, 0, 1, 1] and obs.timestamps == [5.5, 15.5, 2.5, 7.5]
+    assert "There are 2 videos: video 1 lasts 20.0s (frames 0-19), video 2 lasts 10.0s " \
+           "(frames 0-9)." in obs.text
+    assert "Video 2 frame 7 at 7.5s: <image>" in obs.text
+    check_frames_match_labels(obs)
+    both = env.step("<retrieve>2,5</retrieve>")  # 3 frames: 2 from video 1, 1 from video 2
+    assert list(zip(both.obs.video_ids, both.obs.timestamps, strict=True)) == [
+        (0, 3.5), (0, 5.5), (1, 4.5)]
+    check_frames_match_labels(both.obs)
+    one = env.step("<retrieve>video 2: 0,9</retrieve>")
+    assert list(zip(one.obs.video_ids, one.obs.timestamps, strict=True)) == [
+        (1, 1.5), (1, 5.5), (1, 8.5)]
+    assert "Video 2 frame 5 at 5.5s: <image>" in one.obs.text
+
+
+@pytest.mark.parametrize("protocol", [*MULTI_TURN, "single"])
+def test_oracle_answers_multi_video_questions(env_config, protocol):
+    env = make_env("video_qa", env_config(protocol))
+    env.reset(TWO_VIDEOS)
+    shown = []
+    while True:
+        result = env.step(env.oracle_action())
+        shown += list(zip(result.obs.video_ids, result.obs.timestamps, strict=True))
+        if result.done:
+            break
+    assert result.terminated and result.info["correct"] and result.info["answer"] == "3"
+    if protocol != "single":
+        assert shown == [(1, 3.5), (1, 4.5), (1, 5.5)]  # the span [3, 6] of video 2
+
+
+@pytest.mark.parametrize("text", [
+    "", "garbage", "<answer>B", "<think>x</think><retrieve>3,5", "<retrieve>3,99</retrieve>",
+    "<retrieve>9,3</retrieve>", "<retrieve>1," + "9" * 500 + "</retrieve>",
+    "<answer></answer>", "<retrieve>1,2</retrieve><answer>B</answer>", "\x00" * 10_000,
+])
+def test_bad_actions_are_penalised_turns(env_config, text):
+    env = make_env("video_qa", env_config("retrieve"))
+    env.reset(ONE_VIDEO)
+    result = env.step(text)
+    assert result.reward == -0.1 and result.info["reward_parts"] == {"format_penalty": -0.1}
+    assert not result.done and result.obs.frames == []
+    assert set(REQUIRED_INFO_KEYS) <= set(result.info)
+    assert result.info | {"error": ""} == result.info | {
+        "valid_action": False, "action_type": "invalid", "turn": 1, "frames_seen": 4,
+        "answer": None, "correct": False, "error": ""}
+    assert result.obs.text.startswith(f"Invalid action: {result.info['error']}.\n")
+    assert "You have 2 turns left" in result.obs.text
+    assert env.step(env.oracle_action()).info["valid_action"]  # the episode goes on
+
+
+def test_invalid_reward_can_be_the_format_reward_of_the_text(env_config):
+    env = make_env("video_qa", env_config("retrieve", invalid_reward="format"))
+    env.reset(ONE_VIDEO)
+    result = env.step("<think>hmm</think><retrieve>3</retrieve>")  # think earns 0.3
+    assert result.info["reward_parts"] == {"format": 0.3}
+    assert result.reward == pytest.approx(0.1 * 0.3)
+
+
+def test_turn_limit_truncates(env_config):
+    env = make_env("video_qa", env_config("retrieve"))
+    env.reset(ONE_VIDEO)
+    assert not env.step("no").done
+    assert "This is your last turn" in env.step("still no").obs.text
+    last = env.step("<retrieve>1,2</retrieve>")  # a request where an answer was due
+    assert last.truncated and not last.terminated and last.info["turn"] == 3
+    assert last.info["error"] == LAST_TURN_ERROR and last.reward == -0.1
+    assert "The turn limit is reached." in last.obs.text
+    with pytest.raises(RuntimeError, match="episode is over"):
+        env.step("<answer>B</answer>")
+
+
+def test_wrong_answers_score_only_format(env_config):
+    env = make_env("video_qa", env_config("retrieve"))
+    env.reset(ONE_VIDEO)
+    result = env.step("<answer>yellow!</answer>")  # no think; "yellow!" names no option
+    assert result.terminated and not result.info["correct"]
+    assert result.info["reward_parts"] == {"choice": 0.0, "format": 0.3}
+    env.reset(ONE_VIDEO)
+    assert env.step("<answer>yellow</answer>").info["correct"]  # the option's text counts
+
+
+@pytest.mark.parametrize("answer, correct", [("3", True), ("3.0 times", True), ("4", False),
+                                             ("three", False)])
+def test_numbers_are_correct_only_when_equal(env_config, answer, correct):
+    env = make_env("video_qa", env_config("retrieve"))
+    env.reset(TWO_VIDEOS)
+    assert env.step(f"<answer>{answer}</answer>").info["correct"] is correct
+
+
+def test_grounding_reward_sees_what_was_shown(env_config):
+    env = make_env("video_qa", env_config("retrieve", rewards={"grounding": 1.0}))
+    env.reset(ONE_VIDEO)
+    env.step(env.oracle_action())
+    result = env.step(env.oracle_action())
+    # distinct frames seen: 2.5 7.5 12.5 17.5 13.5 14.5; inside [12, 15]: 3 of 6
+    assert result.reward == pytest.approx(0.5)
+
+
+def test_same_seed_same_episode(env_config):
+    a, b = (make_env("video_qa", env_config("query")) for _ in range(2))
+    for seed in (ONE_VIDEO, TWO_VIDEOS + 2):  # seeds wrap around the samples
+        obs_a, obs_b = a.reset(seed), b.reset(seed)
+        assert obs_a.text == obs_b.text and obs_a.timestamps == obs_b.timestamps
+        assert all(np.array_equal(x, y) for x, y in zip(obs_a.frames, obs_b.frames, strict=True))
+        step_a, step_b = a.step("<query>next</query>"), b.step("<query>next</query>")
+        assert step_a.obs.timestamps == step_b.obs.timestamps
+    assert a.sample_for_seed(3).id == "two-videos"
+
+
+def test_lifecycle_errors_and_close(env_config):
+    env = make_env("video_qa", env_config("retrieve"))
+    with pytest.raises(RuntimeError, match=r"call reset\(seed\) first"):
+        env.step("<answer>B</answer>")
+    with pytest.raises(RuntimeError, match=r"call reset\(seed\) first"):
+        env.oracle_action()
+    env.reset(ONE_VIDEO)
+    env.close()
+    env.close()
+    assert env.reset(ONE_VIDEO).timestamps == [2.5, 7.5, 12.5, 17.5]
+    assert env.window == 2

@@ -1,0 +1,136 @@
+"""One env group of `env_config.yaml` (DESIGN.md, Env config): the only source of the video
+QA env's defaults. Errors name the group and the key and say what to change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+PROTOCOLS = ("retrieve", "query", "timestamps", "single")
+RETRIEVE_UNITS = ("index", "seconds")
+INVALID_REWARDS = ("penalty", "format")
+
+
+class ConfigError(ValueError):
+    """An env config value that cannot work; the message names the key."""
+
+
+def _help(default: Any, text: str, **kw: Any) -> Any:
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+@dataclass
+class VideoQAConfig:
+    """Settings of one env group; `from_dict` builds it from a YAML group."""
+
+    name: str = _help("video_qa", "env group name; dataset rows and logs carry it")
+    env: str = _help("video_qa", "registered env that plays this group")
+    protocol: str = _help("retrieve", "how the policy asks for frames: "
+                                      + " | ".join(PROTOCOLS))
+    data: str = _help("data/synthetic/samples.jsonl",
+                      "samples file (.jsonl/.json/.parquet); relative video paths in it resolve "
+                      "against its folder")
+    split: str = _help("train", "dataset split the group's rows go to (train | test); samples "
+                                "that carry extra.split only play in their own split")
+    n: int = _help(64, "episodes (dataset rows) of this group; seeds seed .. seed+n-1")
+    seed: int = _help(0, "first seed; reset(seed) plays sample seed % len(samples)")
+    max_turns: int = _help(3, "turns per episode, the answer turn included")
+    initial_frames: int = _help(16, "uniform frames shown at reset (split across videos)")
+    frames_per_turn: int = _help(8, "most frames one request returns (split across videos)")
+    window: int = _help(2, "turns the rollout keeps in the context (retrieve protocol); the env "
+                           "only exposes it")
+    retrieve_units: str = _help("index", "what <retrieve>s,e</retrieve> numbers are: index "
+                                         "(pool frame indices, as Video-MTR) | seconds")
+    pool_fps: float = _help(1.0, "frame pool rate (frames per second of video)")
+    pool_max_frames: int = _help(64, "most frames in a video's pool")
+    max_pixels: int = _help(448 * 448, "largest frame area after resizing (qwen-vl-utils)")
+    min_pixels: int = _help(28 * 28, "smallest frame area after resizing")
+    format_penalty: float = _help(-0.1, "reward of a malformed action turn "
+                                        "(invalid_reward: penalty)")
+    invalid_reward: str = _help("penalty", "what a malformed action earns: penalty "
+                                           "(format_penalty) | format (the weighted format "
+                                           "reward of its text)")
+    rewards: dict[str, float] = _help({"choice": 1.0, "format": 0.1},
+                                      "reward name -> weight for the answer turn "
+                                      "(vagen.rewards names)")
+
+    def __post_init__(self) -> None:
+        self._check_types()
+        self._check_values()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VideoQAConfig:
+        """Build from a YAML group; unknown keys are errors that list the valid ones."""
+        known = [f.name for f in fields(cls)]
+        name = values.get("name", "video_qa")
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"env group '{name}': unknown key '{key}'; valid keys: "
+                                  f"{', '.join(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def _fail(self, key: str, problem: str) -> None:
+        raise ConfigError(f"env group '{self.name}': key '{key}' {problem}")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = {"str": str, "int": int, "float": float, "dict[str, float]": dict}[f.type]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+            elif isinstance(value, bool) or not isinstance(value, kind):
+                self._fail(f.name, f"must be {kind.__name__}, got {value!r}")
+        for reward, weight in self.rewards.items():
+            if not isinstance(weight, int | float) or isinstance(weight, bool):
+                self._fail("rewards", f"weight of '{reward}' must be a number, got {weight!r}")
+
+    def _check_values(self) -> None:
+        for key, choices in (("protocol", PROTOCOLS), ("retrieve_units", RETRIEVE_UNITS),
+                             ("invalid_reward", INVALID_REWARDS)):
+            if getattr(self, key) not in choices:
+                self._fail(key, f"is {getattr(self, key)!r}; use one of {', '.join(choices)}")
+        for key in ("max_turns", "initial_frames", "frames_per_turn", "window",
+                    "pool_max_frames", "min_pixels"):
+            if getattr(self, key) < 1:
+                self._fail(key, f"must be >= 1, got {getattr(self, key)}")
+        for key in ("n", "seed"):
+            if getattr(self, key) < 0:
+                self._fail(key, f"must be >= 0, got {getattr(self, key)}")
+        if self.pool_fps <= 0:
+            self._fail("pool_fps", f"must be > 0, got {self.pool_fps}")
+        if not self.data:
+            self._fail("data", "is empty; give the samples file, e.g. "
+                               "data/synthetic/train/samples.jsonl")
+        if self.protocol == "single" and self.max_turns != 1:
+            self._fail("max_turns", f"is {self.max_turns} but protocol 'single' plays one turn; "
+                                    "set max_turns: 1")
+        if self.protocol != "single" and self.max_turns < 2:
+            self._fail("max_turns", f"is {self.max_turns} but protocol '{self.protocol}' needs "
+                                    ">= 2 turns to ask for frames; use protocol: single for one")
+        for key in ("initial_frames", "frames_per_turn"):
+            if getattr(self, key) > self.pool_max_frames:
+                self._fail(key, f"is {getattr(self, key)} but the pool holds at most "
+                                f"pool_max_frames={self.pool_max_frames} frames; lower it or "
+                                "raise pool_max_frames")
+        if self.min_pixels > self.max_pixels:
+            self._fail("min_pixels", f"is {self.min_pixels} > max_pixels={self.max_pixels}")
+        self._check_rewards()
+
+    def _check_rewards(self) -> None:
+        from vagen.rewards import list_rewards
+
+        if not self.rewards:
+            self._fail("rewards", "is empty; give at least one reward, e.g. {choice: 1.0}")
+        valid = list_rewards()
+        for reward in self.rewards:
+            if reward not in valid:
+                self._fail("rewards", f"names unknown reward '{reward}'; valid: "
+                                      f"{', '.join(valid)}")
+        if self.invalid_reward == "format" and "format" not in self.rewards:
+            self._fail("invalid_reward", "is 'format' but rewards has no 'format' weight; add "
+                                         "one or use invalid_reward: penalty")

@@ -1,0 +1,221 @@
+"""VideoQAEnv: question answering over a video's frame pool, in one of the four action
+protocols (DESIGN.md, Env protocol and Action protocols).
+
+An episode plays the sample `seed % len(samples)`. Turn 1 shows uniform frames; each later
+turn shows the frames the previous action asked for. An answer ends the episode
+(`terminated`) and earns `combine(config.rewards)`; using up `max_turns` without one ends it
+`truncated`. Model text never raises: a malformed action is a penalised turn."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vagen.data.sample import Sample, load_samples
+from vagen.env.base import Observation, StepResult
+from vagen.env.registry import register_env
+from vagen.env.video_qa import prompts
+from vagen.env.video_qa.config import ConfigError, VideoQAConfig
+from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
+from vagen.env.video_qa.oracle import (
+    Span,
+    oracle_answer,
+    oracle_think_request,
+    relevant_spans,
+    request_text,
+)
+from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
+from vagen.rewards import combine, get_reward
+from vagen.rewards.parsing import first_number
+from vagen.video.pool import FramePool, PoolConfig, get_pool
+
+LAST_TURN_ERROR = "this was your last turn, so it had to be an answer"
+
+
+@dataclass
+class _Episode:
+    sample: Sample
+    pools: list[FramePool]
+    layout: VideoLayout
+    spans: list[Span]
+    turn: int = 0
+    requested: bool = False
+    done: bool = False
+    seen_times: list[float] = field(default_factory=list)
+    seen_video_ids: list[int] = field(default_factory=list)
+    seen_indices: list[set[int]] = field(default_factory=list)
+
+    def record(self, frames: list[ShownFrame]) -> None:
+        for frame in frames:
+            self.seen_times.append(frame.time_s)
+            self.seen_video_ids.append(frame.video)
+            if frame.index is not None:
+                self.seen_indices[frame.video].add(frame.index)
+
+
+class VideoQAEnv:
+    """One env of a group; `reset`/`step`/`system_prompt`/`close` as `vagen.env.base.Env`."""
+
+    def __init__(self, config: VideoQAConfig) -> None:
+        self.config = config
+        self.samples = load_env_samples(config)
+        self.reward = combine(config.rewards)
+        self._pool_config = PoolConfig(pool_fps=config.pool_fps,
+                                       pool_max_frames=config.pool_max_frames,
+                                       max_pixels=config.max_pixels,
+                                       min_pixels=config.min_pixels)
+        self._episode: _Episode | None = None
+
+    @property
+    def window(self) -> int:
+        """Turns the rollout keeps in the context (the env returns each turn's frames only)."""
+        return self.config.window
+
+    def sample_for_seed(self, seed: int) -> Sample:
+        return self.samples[seed % len(self.samples)]
+
+    def system_prompt(self) -> str:
+        return prompts.system_prompt(self.config)
+
+    def reset(self, seed: int) -> Observation:
+        sample = self.sample_for_seed(seed)
+        pools = [get_pool(path, self._pool_config) for path in sample.videos]
+        layout = VideoLayout(tuple(len(p) for p in pools), tuple(p.duration_s for p in pools))
+        self._episode = episode = _Episode(sample, pools, layout, relevant_spans(sample, pools),
+                                           seen_indices=[set() for _ in pools])
+        frames = uniform_frames(pools, self.config.initial_frames)
+        text = "\n".join([prompts.question_text(sample), prompts.videos_text(layout),
+                          prompts.opening_header(layout), *self._frame_lines(frames),
+                          prompts.turn_text(self.config.protocol, self.config.max_turns)])
+        return self._observe(episode, text, frames)
+
+    def step(self, action_text: str) -> StepResult:
+        episode = self._active_episode()
+        episode.turn += 1
+        action = parse_action(self.config.protocol, action_text, episode.layout,
+                              self.config.retrieve_units)
+        if action.valid and action.type != "answer" and episode.turn >= self.config.max_turns:
+            action = Action("invalid", error=LAST_TURN_ERROR)
+        if action.type == "answer":
+            return self._answer(episode, action, action_text)
+        if not action.valid:
+            return self._invalid(episode, action, action_text)
+        return self._request(episode, action)
+
+    def oracle_action(self) -> str:
+        """What an expert writes now: ask once for the relevant spans, then answer."""
+        episode = self._active_episode()
+        num_videos = episode.layout.num_videos
+        if (episode.spans and not episode.requested and self.config.protocol != "single"
+                and episode.turn + 1 < self.config.max_turns):
+            return (oracle_think_request(episode.spans, num_videos)
+                    + request_text(self.config.protocol, episode.spans, episode.pools,
+                                   self.config.frames_per_turn, self.config.retrieve_units))
+        return oracle_answer(episode.sample, episode.spans, num_videos)
+
+    def close(self) -> None:
+        """Drop the episode; pools stay in the process-wide cache. Safe to call twice."""
+        self._episode = None
+
+    def _active_episode(self) -> _Episode:
+        if self._episode is None:
+            raise RuntimeError("no episode: call reset(seed) first (after close, reset again)")
+        if self._episode.done:
+            raise RuntimeError("the episode is over; call reset(seed) for a new one")
+        return self._episode
+
+    def _frame_lines(self, frames: list[ShownFrame]) -> list[str]:
+        num_videos = self._episode.layout.num_videos
+        return [prompts.frame_line(f.video, f.index, f.time_s, num_videos) for f in frames]
+
+    def _observe(self, episode: _Episode, text: str, frames: list[ShownFrame]) -> Observation:
+        episode.record(frames)
+        return Observation(text=text, frames=[f.image for f in frames],
+                           timestamps=[f.time_s for f in frames],
+                           video_ids=[f.video for f in frames])
+
+    def _request(self, episode: _Episode, action: Action) -> StepResult:
+        episode.requested = True
+        frames = request_frames(episode.pools, action.requests, self.config.frames_per_turn,
+                                episode.seen_indices)
+        text = "\n".join([prompts.frames_block(self.config.protocol, "The frames you asked for:",
+                                                self._frame_lines(frames)),
+                          prompts.turn_text(self.config.protocol,
+                                            self.config.max_turns - episode.turn)])
+        obs = self._observe(episode, text, frames)
+        return StepResult(obs, 0.0, False, False, self._info(episode, action, {}, False))
+
+    def _answer(self, episode: _Episode, action: Action, text: str) -> StepResult:
+        episode.done = True
+        sample = episode.sample
+        parts = self.reward.parts(text, sample.answer, self._reward_info(episode))
+        correct = is_correct(action.answer, sample)
+        return StepResult(Observation(text=""), self.reward.total(parts), True, False,
+                          self._info(episode, action, parts, correct))
+
+    def _invalid(self, episode: _Episode, action: Action, text: str) -> StepResult:
+        truncated = episode.turn >= self.config.max_turns
+        episode.done = truncated
+        if self.config.invalid_reward == "format":
+            parts = {"format": get_reward("format")(text, episode.sample.answer)}
+            reward = self.config.rewards["format"] * parts["format"]
+        else:
+            parts = {"format_penalty": self.config.format_penalty}
+            reward = self.config.format_penalty
+        closing = ("The turn limit is reached." if truncated else
+                   prompts.turn_text(self.config.protocol, self.config.max_turns - episode.turn))
+        obs = Observation(text=prompts.invalid_text(action.error) + "\n" + closing)
+        return StepResult(obs, reward, False, truncated,
+                          self._info(episode, action, parts, False))
+
+    def _reward_info(self, episode: _Episode) -> dict[str, Any]:
+        sample = episode.sample
+        return {"options": sample.options, "answer_type": sample.answer_type,
+                "relevant_spans": sample.relevant_spans, "seen_times": list(episode.seen_times),
+                "seen_video_ids": list(episode.seen_video_ids)}
+
+    def _info(self, episode: _Episode, action: Action, parts: dict[str, float],
+              correct: bool) -> dict[str, Any]:
+        return {"valid_action": action.valid, "action_type": action.type, "turn": episode.turn,
+                "frames_seen": len(episode.seen_times), "answer": action.answer,
+                "correct": correct, "error": action.error, "reward_parts": parts,
+                "seen_times": list(episode.seen_times),
+                "seen_video_ids": list(episode.seen_video_ids), "sample_id": episode.sample.id}
+
+
+@register_env("video_qa")
+def make_video_qa_env(config: dict[str, Any]) -> VideoQAEnv:
+    return VideoQAEnv(VideoQAConfig.from_dict(config))
+
+
+def is_correct(answer: str | None, sample: Sample) -> bool:
+    """Exact correctness (for accuracy): the chosen option, the same number, the same actions.
+    Stricter than the shaped rewards (numeric gives 1.0 within a tolerance)."""
+    if not answer:
+        return False
+    if sample.answer_type == "number":
+        predicted, expected = first_number(answer), first_number(sample.answer)
+        return predicted is not None and predicted == expected
+    reward = "action_set" if sample.answer_type == "actions" else "choice"
+    return get_reward(reward)(answer, sample.answer, {"options": sample.options}) == 1.0
+
+
+def load_env_samples(config: VideoQAConfig) -> list[Sample]:
+    """The group's samples; relative video paths resolve against the samples file's folder,
+    and samples that carry `extra.split` play only in that split."""
+    path = Path(config.data)
+    if not path.exists():
+        raise ConfigError(f"env group '{config.name}': key 'data' names {path}, which does not "
+                          "exist; make synthetic data with `vagen data synth` or fix the path")
+    samples = [dataclasses.replace(s, videos=[str(path.parent / v) if not Path(v).is_absolute()
+                                              else v for v in s.videos])
+               for s in load_samples(path)]
+    splits = {s.extra["split"] for s in samples if "split" in s.extra}
+    if splits:
+        samples = [s for s in samples if s.extra.get("split") == config.split]
+    if not samples:
+        raise ConfigError(f"env group '{config.name}': key 'split' is '{config.split}' but "
+                          f"{path} has no samples for it (splits: {sorted(splits) or 'none'})")
+    return samples

@@ -1,0 +1,131 @@
+"""What the policy reads: the system prompt of each protocol (with one worked example) and the
+texts of observations. Every frame appears as one `<image>` after its label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vagen.data.sample import Sample
+from vagen.env.base import IMAGE_PLACEHOLDER
+from vagen.env.video_qa.config import VideoQAConfig
+from vagen.env.video_qa.protocols import VideoLayout
+
+
+@dataclass(frozen=True)
+class ProtocolText:
+    """How one protocol asks for frames. Fields are formatted with the config's values."""
+
+    how: str  # the rule, one sentence or two
+    short: str  # the syntax, for the per-turn reminder
+    example: str  # a request for frames 24-31 / 24-31.5 s of a 60 s, 60-frame video
+    video_example: str  # the same for video 1 of several
+
+
+PROTOCOL_TEXTS = {
+    "retrieve": ProtocolText(
+        how="retrieve frames: <retrieve>start,end</retrieve> with {units_name} start <= end "
+            "returns up to {frames_per_turn} frames from that range; they replace the frames "
+            "you saw before.",
+        short="<retrieve>start,end</retrieve>",
+        example="<retrieve>{span}</retrieve>",
+        video_example="<retrieve>video 1: {span}</retrieve>"),
+    "query": ProtocolText(
+        how="ask for frames: <query>...</query>. Name frames (\"frames 20-35\", \"frame 12, "
+            "14\") or times (\"at 12.5s\", \"20-30s\"); without them you get the next "
+            "{frames_per_turn} frames you have not seen. Frames come back inside "
+            "<response>...</response>. You may keep notes in <summary>...</summary>.",
+        short="<query>...</query>",
+        example="<query>frames 24-31</query>",
+        video_example="<query>video 1 frames 24-31</query>"),
+    "timestamps": ProtocolText(
+        how="ask for frames at exact times: <frames>t1,t2,...</frames> in seconds "
+            "(at most {frames_per_turn} per turn).",
+        short="<frames>t1,t2,...</frames>",
+        example="<frames>24.5,25.5,26.5,27.5,28.5,29.5,30.5,31.5</frames>",
+        video_example="<frames>video 1: 24.5,26.5,28.5,30.5</frames>"),
+}
+
+
+def system_prompt(config: VideoQAConfig) -> str:
+    """The rules of `config.protocol` and one worked example."""
+    proto = PROTOCOL_TEXTS.get(config.protocol)
+    values = {"frames_per_turn": config.frames_per_turn,
+              "units_name": "times in seconds" if config.retrieve_units == "seconds"
+              else "frame indices",
+              "span": "24,31.5" if config.retrieve_units == "seconds" else "24,31"}
+    lines = ["You answer a question about a video by looking at its frames. Each frame is "
+             "labelled with its index in the video's frame pool (numbered from 0) and its time "
+             f"in seconds. First you see {config.initial_frames} frames spread over the video.",
+             "",
+             "Think inside <think>...</think>, then "
+             + ("answer with <answer>X</answer>: the option letter, or the value asked for."
+                if proto is None else
+                "either\n- answer: <answer>X</answer> (the option letter, or the value asked "
+                f"for), or\n- {proto.how.format(**values)}\n"
+                f"You have {config.max_turns} turns; the last one must be an answer."),
+             "With several videos (numbered from 1) each frame is labelled with its video and "
+             "the frames are shared among the videos."
+             + ("" if proto is None else " To look at one video, name it: "
+                + proto.video_example.format(**values)),
+             "", "Example, for a 60 s video:",
+             "User: Question: What colour did the square turn?\nOptions:\nA. red\nB. yellow\n"
+             "C. blue\nD. green\n[frames]"]
+    if proto is not None:
+        lines += ["Assistant: <think>The square is in the frames from 24 s to 31 s, but none "
+                  "shows it change colour. I will look at those frames.</think>"
+                  + proto.example.format(**values),
+                  "User: [frames from 24 s to 31 s]"]
+    lines.append("Assistant: <think>The square was red and turned yellow at 27 s.</think>"
+                 "<answer>B</answer>")
+    return "\n".join(lines)
+
+
+def question_text(sample: Sample) -> str:
+    text = f"Question: {sample.question.strip()}"
+    if sample.options:
+        letters = sample.choice_letters
+        text += "\nOptions:\n" + "\n".join(f"{letter}. {option}" for letter, option
+                                           in zip(letters, sample.options, strict=True))
+    return text
+
+
+def videos_text(layout: VideoLayout) -> str:
+    """Durations and pool index ranges, so the policy knows what it may ask for."""
+    describe = [f"lasts {d:.1f}s (frames 0-{n - 1})"
+                for n, d in zip(layout.pool_sizes, layout.durations, strict=True)]
+    if layout.num_videos == 1:
+        return f"The video {describe[0]}."
+    return (f"There are {layout.num_videos} videos: "
+            + ", ".join(f"video {v} {text}" for v, text in enumerate(describe, start=1)) + ".")
+
+
+def opening_header(layout: VideoLayout) -> str:
+    return ("Frames spread over the video:" if layout.num_videos == 1
+            else "Frames spread over each video:")
+
+
+def frame_line(video: int, index: int | None, time_s: float, num_videos: int) -> str:
+    """`Frame 12 at 12.5s: <image>`; `Video 2 frame 12 ...` for video index 1 of several;
+    frames decoded at exact times (no pool index) read `Frame at 12.50s`."""
+    frame = f"frame {index} at {time_s:.1f}s" if index is not None else f"frame at {time_s:.2f}s"
+    label = f"Video {video + 1} {frame}" if num_videos > 1 else frame[0].upper() + frame[1:]
+    return f"{label}: {IMAGE_PLACEHOLDER}"
+
+
+def turn_text(protocol: str, turns_left: int) -> str:
+    """The reminder that closes every observation; the last turn says to answer now."""
+    if turns_left <= 1 or protocol not in PROTOCOL_TEXTS:
+        return "This is your last turn: you must answer now with <answer>...</answer>."
+    return (f"You have {turns_left} turns left: answer with <answer>...</answer> or ask for "
+            f"frames with {PROTOCOL_TEXTS[protocol].short}.")
+
+
+def invalid_text(error: str) -> str:
+    return f"Invalid action: {error}."
+
+
+def frames_block(protocol: str, header: str, lines: list[str]) -> str:
+    """A header and one labelled `<image>` per line; the query protocol returns frames as a
+    tool response, inside `<response>...</response>` (verl-tool's video_qar)."""
+    block = "\n".join([header, *lines])
+    return f"<response>{block}</response>" if protocol == "query" else block
