@@ -84,4 +84,5 @@ def fresh_video_state(monkeypatch):
     monkeypatch.delenv(CACHE_BYTES_ENV, raising=False)
     clear_pool_cache()
     yield
+    monkeypatch.undo()  # a test's bad VAGEN_POOL_CACHE_BYTES must not break the clean-up
     clear_pool_cache()

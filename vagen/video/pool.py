@@ -1,0 +1,308 @@
+"""The frame pool of a video: the frames an env can show, decoded once per process.
+
+A pool holds the frames at `vagen.video.sampling.pool_times` (`pool_fps`, at most
+`pool_max_frames` spread evenly), resized with qwen-vl-utils' `smart_resize`, and maps
+between pool indices and seconds. `get_pool` serves pools from one process-wide LRU cache
+with a byte budget, so every env of a server shares one decode per video; the frames of a
+cached pool are read-only because many envs hold them at once."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import astuple, dataclass, field
+
+import numpy as np
+
+from vagen.video.decode import (
+    VideoError,
+    VideoInfo,
+    decode_at_times,
+    decode_video,
+    resolve_backends,
+)
+from vagen.video.sampling import pool_times, uniform_indices
+
+CACHE_BYTES_ENV = "VAGEN_POOL_CACHE_BYTES"
+DEFAULT_CACHE_BYTES = 2 * 1024**3
+# Time tolerance of `in_span`: a span written from a pool time printed with float noise
+# still contains that frame.
+SPAN_TOLERANCE_S = 1e-6
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How a video becomes a frame pool. Every field is part of the cache key."""
+
+    pool_fps: float = field(default=1.0, metadata={
+        "help": "pool frames per second of video (before the pool_max_frames cap)"})
+    pool_max_frames: int = field(default=64, metadata={
+        "help": "most frames in a pool; longer videos get this many, spread evenly"})
+    max_pixels: int = field(default=448 * 448, metadata={
+        "help": "most pixels per frame after smart_resize (qwen-vl-utils)"})
+    min_pixels: int = field(default=28 * 28, metadata={
+        "help": "fewest pixels per frame after smart_resize (qwen-vl-utils)"})
+    image_factor: int = field(default=28, metadata={
+        "help": "frame sides are multiples of this: patch size x spatial merge "
+                "(28 for Qwen2/2.5-VL, 32 for Qwen3-VL)"})
+    backend: str = field(default="auto", metadata={
+        "help": "video decoder: auto (decord, PyAV fallback), decord, pyav or torchcodec; "
+                "auto honours VAGEN_VIDEO_BACKEND"})
+
+    def __post_init__(self):
+        if not (isinstance(self.pool_fps, int | float) and self.pool_fps > 0):
+            raise ValueError(f"PoolConfig.pool_fps must be > 0, got {self.pool_fps!r}")
+        for key in ("pool_max_frames", "min_pixels", "image_factor"):
+            value = getattr(self, key)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"PoolConfig.{key} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_pixels, int) or self.max_pixels < self.min_pixels:
+            raise ValueError(f"PoolConfig.max_pixels ({self.max_pixels!r}) must be an integer "
+                             f">= min_pixels ({self.min_pixels}): raise max_pixels or lower "
+                             f"min_pixels")
+        if self.max_pixels < self.image_factor**2:
+            raise ValueError(f"PoolConfig.max_pixels ({self.max_pixels}) must be >= "
+                             f"image_factor**2 ({self.image_factor**2}), the smallest frame")
+        try:
+            resolve_backends(self.backend)
+        except ValueError as err:
+            raise ValueError(f"PoolConfig.backend: {err}") from None
+
+
+def _require_count(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise ValueError(f"k must be an integer >= 0 (how many frames), got {k!r}")
+
+
+def _require_range(start, end, start_name: str, end_name: str) -> None:
+    for name, value in ((start_name, start), (end_name, end)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+    if start > end:
+        raise ValueError(f"{start_name} ({start}) > {end_name} ({end}): a span runs forward; "
+                         f"swap them")
+
+
+@dataclass(frozen=True, eq=False)
+class FramePool:
+    """The pool frames of one video and their times. Indices are pool indices (0..N-1)."""
+
+    path: str
+    frames: np.ndarray  # (N, H, W, 3) uint8, read-only
+    timestamps: np.ndarray  # (N,) seconds, increasing
+    duration_s: float
+    info: VideoInfo  # the source video
+    config: PoolConfig
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes + self.timestamps.nbytes
+
+    def uniform(self, k: int) -> list[int]:
+        """`k` indices spread evenly over the pool (all of them when `k >= len(self)`)."""
+        _require_count(k)
+        return uniform_indices(len(self), k)
+
+    def in_span(self, start_s: float, end_s: float, k: int) -> list[int]:
+        """At most `k` indices, spread evenly, of the frames with time in `[start_s, end_s]`.
+        Parts of the span outside the video hold no frames; a span holding none gives []."""
+        _require_count(k)
+        _require_range(start_s, end_s, "start_s", "end_s")
+        inside = np.flatnonzero((self.timestamps >= start_s - SPAN_TOLERANCE_S)
+                                & (self.timestamps <= end_s + SPAN_TOLERANCE_S))
+        return [int(inside[i]) for i in uniform_indices(len(inside), k)]
+
+    def in_indices(self, start_idx: int, end_idx: int, k: int) -> list[int]:
+        """At most `k` indices, spread evenly, in `[start_idx, end_idx]` (both included),
+        clipped to the pool."""
+        _require_count(k)
+        _require_range(start_idx, end_idx, "start_idx", "end_idx")
+        low, high = max(int(start_idx), 0), min(int(end_idx), len(self) - 1)
+        if low > high:
+            return []
+        return [low + i for i in uniform_indices(high - low + 1, k)]
+
+    def at_times(self, times_s: Sequence[float]) -> list[int]:
+        """The nearest pool index to each time (the earlier one on a tie)."""
+        times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(times)):
+            raise ValueError(f"times must be finite seconds, got {list(times_s)!r}")
+        after = np.clip(np.searchsorted(self.timestamps, times), 0, len(self) - 1)
+        before = np.clip(after - 1, 0, len(self) - 1)
+        later_is_nearer = (np.abs(self.timestamps[after] - times)
+                           < np.abs(times - self.timestamps[before]))
+        return np.where(later_is_nearer, after, before).tolist()
+
+    def times_of(self, indices: Sequence[int]) -> list[float]:
+        """Seconds of pool indices; an index outside the pool raises IndexError naming it."""
+        for index in indices:
+            if not 0 <= index < len(self):
+                raise IndexError(f"pool index {index} out of range for {len(self)} frames "
+                                 f"of {self.path}")
+        return [float(self.timestamps[i]) for i in indices]
+
+    def decode_exact(self, times_s: Sequence[float]) -> np.ndarray:
+        """Frames at exactly `times_s` (not the nearest pool frames), decoded now with the
+        pool's backend and resized to the pool's frame size, so they mix with pool frames."""
+        height, width = self.frames.shape[1:3]
+        return _resize(decode_at_times(self.path, times_s, self.config.backend), height, width)
+
+
+def build_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
+    """Decode and resize the pool of `path`, bypassing the cache (use `get_pool`)."""
+    config = config or PoolConfig()
+    decoded = decode_video(
+        path, lambda info: pool_times(info.duration_s, config.pool_fps, config.pool_max_frames),
+        config.backend)
+    frames = _resize(decoded.frames, *_frame_size(decoded.info, config))
+    frames.setflags(write=False)
+    timestamps = decoded.times_s.copy()
+    timestamps.setflags(write=False)
+    return FramePool(decoded.info.path, frames, timestamps, decoded.info.duration_s,
+                     decoded.info, config)
+
+
+def _frame_size(info: VideoInfo, config: PoolConfig) -> tuple[int, int]:
+    """qwen-vl-utils' `smart_resize` (height, width): sides multiples of `image_factor`,
+    pixels within [min_pixels, max_pixels], as Qwen-VL processors expect."""
+    from qwen_vl_utils import smart_resize
+
+    try:
+        return smart_resize(info.height, info.width, factor=config.image_factor,
+                            min_pixels=config.min_pixels, max_pixels=config.max_pixels)
+    except ValueError as err:
+        raise VideoError(f"{info.path}: {err}") from None
+
+
+def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic (antialiased, PIL) resize of (k, H, W, 3) frames; a no-op at the same size."""
+    from PIL import Image
+
+    if (height, width) == frames.shape[1:3]:
+        return frames
+    if len(frames) == 0:
+        return np.zeros((0, height, width, 3), dtype=np.uint8)
+    return np.stack([np.asarray(Image.fromarray(frame).resize((width, height), Image.BICUBIC))
+                     for frame in frames])
+
+
+class PoolCache:
+    """A thread-safe LRU of frame pools bounded by bytes. Concurrent requests for the same
+    cold key share one build; `hits` counts requests served without building (including
+    those that waited for another thread's build), `misses` counts builds."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = int(budget_bytes)
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, FramePool] = OrderedDict()
+        self._building: dict[Hashable, Future] = {}
+        self._bytes = self.hits = self.misses = 0
+
+    def get(self, key: tuple, build: Callable[[], FramePool]) -> FramePool:
+        """The cached value of `key` (a tuple whose first item names the file), building it
+        once on a miss. A build error reaches every waiting caller and is not cached."""
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key]
+            pending = self._building.get(key)
+            if pending is None:
+                pending = self._building[key] = Future()
+                self.misses += 1
+                owner = True
+            else:
+                self.hits += 1
+                owner = False
+        if not owner:
+            return pending.result()
+        try:
+            pool = build()
+        except BaseException as err:
+            with self._lock:
+                del self._building[key]
+            pending.set_exception(err)
+            raise
+        with self._lock:
+            del self._building[key]
+            self._store(key, pool)
+        pending.set_result(pool)
+        return pool
+
+    def _store(self, key: tuple, pool: FramePool) -> None:
+        """Insert under the lock: drop stale versions of the same file, then evict least
+        recently used pools until the new one fits. A pool over the whole budget is served
+        but not kept."""
+        for old in [k for k in self._entries if k[0] == key[0] and k[1:3] != key[1:3]]:
+            self._bytes -= self._entries.pop(old).nbytes
+        if pool.nbytes > self.budget_bytes:
+            return
+        while self._entries and self._bytes + pool.nbytes > self.budget_bytes:
+            self._bytes -= self._entries.popitem(last=False)[1].nbytes
+        self._entries[key] = pool
+        self._bytes += pool.nbytes
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._bytes,
+                    "budget_bytes": self.budget_bytes, "hits": self.hits,
+                    "misses": self.misses}
+
+
+def cache_budget_from_env() -> int:
+    """`VAGEN_POOL_CACHE_BYTES` as bytes: an integer or a number with K, M or G (powers of
+    1024), e.g. `512M`; 2 GiB when unset."""
+    text = os.environ.get(CACHE_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_CACHE_BYTES
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?", text, flags=re.IGNORECASE)
+    if match is None:
+        raise ValueError(f"{CACHE_BYTES_ENV}={text!r} is not a size; use bytes or e.g. 512M, 2G")
+    scale = 1024 ** " kmg".index(match.group(2).lower() or " ")
+    return int(float(match.group(1)) * scale)
+
+
+_cache: PoolCache | None = None
+_cache_lock = threading.Lock()
+
+
+def _shared_cache() -> PoolCache:
+    global _cache
+    with _cache_lock:
+        if _cache is None:
+            _cache = PoolCache(cache_budget_from_env())
+        return _cache
+
+
+def get_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
+    """The frame pool of `path` from the process-wide cache, keyed by absolute path, mtime,
+    size and every `PoolConfig` field, so an edited file is decoded again."""
+    config = config or PoolConfig()
+    path = os.path.abspath(os.fspath(path))
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise VideoError(f"{path}: no such video file") from None
+    key = (path, stat.st_mtime_ns, stat.st_size, astuple(config))
+    return _shared_cache().get(key, lambda: build_pool(path, config))
+
+
+def pool_cache_stats() -> dict:
+    """`{"entries", "bytes", "budget_bytes", "hits", "misses"}` of the shared cache."""
+    return _shared_cache().stats()
+
+
+def clear_pool_cache(budget_bytes: int | None = None) -> None:
+    """Empty the shared cache and zero its counters; the budget becomes `budget_bytes`, or
+    `VAGEN_POOL_CACHE_BYTES` when None (tests use a tiny budget)."""
+    global _cache
+    with _cache_lock:
+        _cache = PoolCache(cache_budget_from_env() if budget_bytes is None else budget_bytes)
