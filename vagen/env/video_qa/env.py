@@ -21,9 +21,9 @@ from vagen.env.video_qa.config import ConfigError, VideoQAConfig
 from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
 from vagen.env.video_qa.oracle import (
     Span,
+    evidence_spans,
     oracle_answer,
     oracle_think_request,
-    relevant_spans,
     request_text,
 )
 from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
@@ -83,7 +83,7 @@ class VideoQAEnv:
         sample = self.sample_for_seed(seed)
         pools = [get_pool(path, self._pool_config) for path in sample.videos]
         layout = VideoLayout(tuple(len(p) for p in pools), tuple(p.duration_s for p in pools))
-        self._episode = episode = _Episode(sample, pools, layout, relevant_spans(sample, pools),
+        self._episode = episode = _Episode(sample, pools, layout, evidence_spans(sample, pools),
                                            seen_indices=[set() for _ in pools])
         frames = uniform_frames(pools, self.config.initial_frames)
         text = "\n".join([prompts.question_text(sample), prompts.videos_text(layout),

@@ -1,13 +1,13 @@
-"""The expert's action (for tests and SFT warm starts): ask once for the frames of the
-annotated relevant spans, then answer with the ground truth after a `<think>` that narrates
-the evidence (DESIGN.md: a narrating think is what made the tiny model learn)."""
+"""The expert's action (for tests and SFT warm starts): ask once for the pool frames that
+cover the annotated relevant spans (per video, the hull from the first span's start to the
+last one's end, so a count also sees the gaps between events), then answer with the ground
+truth after a `<think>` that narrates the evidence (DESIGN.md: a narrating think is what
+made the tiny model learn)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
 
 from vagen.data.sample import Sample
 from vagen.env.video_qa.frames import split_budget
@@ -16,9 +16,10 @@ from vagen.video.pool import FramePool
 Span = tuple[float, float, int]  # start_s, end_s, video
 
 
-def relevant_spans(sample: Sample, pools: Sequence[FramePool]) -> list[Span]:
-    """The sample's spans as (start, end, video), clipped to their video's duration."""
-    spans = []
+def evidence_spans(sample: Sample, pools: Sequence[FramePool]) -> list[Span]:
+    """Per video with relevant spans, their hull as (start, end, video), clipped to the
+    video's duration; in video order."""
+    hulls: dict[int, tuple[float, float]] = {}
     for span in sample.relevant_spans or []:
         video = int(span[2]) if len(span) == 3 else 0
         if not 0 <= video < len(pools):
@@ -26,8 +27,9 @@ def relevant_spans(sample: Sample, pools: Sequence[FramePool]) -> list[Span]:
                              f"but the sample has {len(pools)} videos")
         duration = math.floor(pools[video].duration_s * 100) / 100  # survives "%.2f"
         start, end = (min(max(float(t), 0.0), duration) for t in span[:2])
-        spans.append((start, end, video))
-    return spans
+        low, high = hulls.get(video, (start, end))
+        hulls[video] = (min(low, start), max(high, end))
+    return [(start, end, video) for video, (start, end) in sorted(hulls.items())]
 
 
 def span_text(span: Span, num_videos: int) -> str:
@@ -42,12 +44,14 @@ def request_text(protocol: str, spans: Sequence[Span], pools: Sequence[FramePool
     multi = len(pools) > 1
     parts = []
     for (start, end, video), share in zip(spans, split_budget(budget, len(spans)), strict=True):
-        lo, hi = _index_range(pools[video], start, end)
+        pool = pools[video]
+        indices = pool.in_span(start, end, max(1, share)) or pool.at_times([(start + end) / 2])
+        lo, hi = indices[0], indices[-1]
         if protocol == "query":
             parts.append(f"{f'video {video + 1} ' if multi else ''}frames {lo}-{hi}")
             continue
-        if protocol == "timestamps":
-            body = ",".join(f"{t:.2f}" for t in _spread(start, end, max(1, share)))
+        if protocol == "timestamps":  # the pool frames a retrieval would show, decoded
+            body = ",".join(f"{pool.timestamps[i]:.3f}" for i in indices)
         elif units == "seconds":
             body = f"{start:.2f},{end:.2f}"
         else:
@@ -70,17 +74,3 @@ def oracle_answer(sample: Sample, spans: Sequence[Span], num_videos: int) -> str
         rationale = (f"The frames {where} show the answer." if spans
                      else "The frames show the answer.")
     return f"<think>{rationale.strip()}</think><answer>{sample.answer}</answer>"
-
-
-def _index_range(pool: FramePool, start: float, end: float) -> tuple[int, int]:
-    """First and last pool index inside [start, end]; the nearest frame when none is."""
-    inside = np.flatnonzero((pool.timestamps >= start) & (pool.timestamps <= end))
-    if len(inside) == 0:
-        nearest = pool.at_times([(start + end) / 2])[0]
-        return nearest, nearest
-    return int(inside[0]), int(inside[-1])
-
-
-def _spread(start: float, end: float, k: int) -> list[float]:
-    """`k` distinct times at the centres of `k` equal bins of [start, end]."""
-    return list(dict.fromkeys(round(start + (i + 0.5) * (end - start) / k, 2) for i in range(k)))
