@@ -1,0 +1,229 @@
+"""The HTTP layer against a real waitress server on 127.0.0.1: batched endpoints, JSON
+errors naming the field, fuzzed bodies, the bearer token, and `vagen server` itself."""
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import requests
+
+from vagen.server.app import ServerLimits, create_app, main
+from vagen.server.service import EnvService
+from vagen.server.wire import decode_observation, decode_step_result, get_codec, loads
+
+
+def post(url: str, path: str, body, headers=None) -> requests.Response:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return requests.post(url + path, data=data, headers=headers, timeout=30)
+
+
+def answer(response: requests.Response):
+    assert response.status_code == 200, response.text
+    return loads(response.content, response.headers["Content-Type"])
+
+
+def test_health_reports_envs_workers_and_cache(server):
+    health = requests.get(server.url + "/health", timeout=10).json()
+    assert health["status"] == "ok" and health["envs"] == 0 and health["workers"] == 2
+    assert health["codecs"] == ["jpeg", "msgpack", "png-base64"] and health["groups"] == ["frames"]
+    assert "pool_cache" in health
+    answer(post(server.url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
+    assert requests.get(server.url + "/health", timeout=10).json()["envs"] == 1
+
+
+@pytest.mark.parametrize("codec", ["msgpack", "jpeg", "png-base64"])
+def test_batched_endpoints_over_http(server, codec):
+    envs = [{"env_id": name, "group": "frames"} for name in ("a", "b", "c")]
+    created = answer(post(server.url, "/v1/envs", {"envs": envs}))["results"]
+    assert [r["env_id"] for r in created] == ["a", "b", "c"] and all(r["ok"] for r in created)
+    seeds = [{"env_id": "a", "seed": 0}, {"env_id": "b", "seed": 4}, {"env_id": "c", "seed": 8}]
+    reset = answer(post(server.url, "/v1/reset", {"codec": codec, "envs": seeds}))
+    assert reset["codec"] == codec
+    obs = [decode_observation(r["obs"], get_codec(codec)) for r in reset["results"]]
+    assert [o.timestamps for o in obs] == [[0.0, 0.25], [1.0, 1.25], [2.0, 2.25]]
+    assert all(o.frames[0].shape == (48, 64, 3) for o in obs)
+    actions = [{"env_id": "a", "action": "<answer>0</answer>", "step": 0},
+               {"env_id": "b", "action": "<more/>", "step": 0},
+               {"env_id": "c", "action": "gibberish", "step": 0}]
+    stepped = answer(post(server.url, "/v1/step", {"codec": codec, "envs": actions}))
+    a, b, c = (decode_step_result(r["result"], get_codec(codec)) for r in stepped["results"])
+    assert (a.terminated, a.reward, b.done, b.obs.timestamps) == (True, 1.0, False, [1.5, 1.75])
+    assert (c.info["valid_action"], c.reward) == (False, -0.1)
+    closed = answer(post(server.url, "/v1/close", {"envs": [{"env_id": "a"}, {"env_id": "x"}]}))
+    assert [r["closed"] for r in closed["results"]] == [True, False]
+
+
+def test_a_crashing_env_gets_its_error_in_its_slot(server):
+    answer(post(server.url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"},
+                                                  {"env_id": "b", "group": "frames"}]}))
+    answer(post(server.url, "/v1/reset", {"envs": [{"env_id": "a", "seed": 0},
+                                                   {"env_id": "b", "seed": 0}]}))
+    results = answer(post(server.url, "/v1/step", {"envs": [
+        {"env_id": "a", "action": "<crash/>", "step": 0},
+        {"env_id": "b", "action": "<more/>", "step": 0}]}))["results"]
+    assert results[0] == {"env_id": "a", "ok": False, "status": 500, "field": None,
+                          "error": "RuntimeError: the test env crashes on purpose"}
+    assert results[1]["ok"] and results[1]["result"]["info"]["turn"] == 1
+
+
+BAD_REQUESTS = [
+    ("/v1/reset", b"{not json", 400, "body"),
+    ("/v1/reset", b"\xff\xfe", 400, "body"),
+    ("/v1/reset", [1, 2], 400, "body"),
+    ("/v1/reset", {}, 400, "envs"),
+    ("/v1/reset", {"envs": []}, 400, "envs"),
+    ("/v1/reset", {"envs": ["a"]}, 400, "envs[0]"),
+    ("/v1/reset", {"envs": [{"env_id": 7, "seed": 0}]}, 400, "envs[0].env_id"),
+    ("/v1/reset", {"envs": [{"env_id": "", "seed": 0}]}, 400, "envs[0].env_id"),
+    ("/v1/reset", {"envs": [{"env_id": "a", "seed": "3"}]}, 400, "envs[0].seed"),
+    ("/v1/reset", {"envs": [{"env_id": "a", "seed": True}]}, 400, "envs[0].seed"),
+    ("/v1/reset", {"envs": [{"env_id": "a", "seed": 2**64}]}, 400, "envs[0].seed"),
+    ("/v1/reset", {"envs": [{"env_id": "a", "seed": 1.5}]}, 400, "envs[0].seed"),
+    ("/v1/reset", {"envs": [{"env_id": "nobody", "seed": 0}]}, 404, "envs[0].env_id"),
+    ("/v1/reset", {"codec": "gif", "envs": [{"env_id": "a", "seed": 0}]}, 400, "codec"),
+    ("/v1/reset", {"codec": 5, "envs": [{"env_id": "a", "seed": 0}]}, 400, "codec"),
+    ("/v1/step", {"envs": [{"env_id": "a", "action": None, "step": 0}]}, 400, "envs[0].action"),
+    ("/v1/step", {"envs": [{"env_id": "a", "action": "x", "step": -1}]}, 400, "envs[0].step"),
+    ("/v1/step", {"envs": [{"env_id": "a", "action": "x"}]}, 400, "envs[0].step"),
+    ("/v1/step", {"envs": [{"env_id": "a", "action": "x" * 70_000, "step": 0}]}, 413,
+     "envs[0].action"),
+    ("/v1/step", {"envs": [{"env_id": "a" * 300, "action": "x", "step": 0}]}, 413,
+     "envs[0].env_id"),
+    ("/v1/envs", {"envs": [{"env_id": "b"}]}, 400, "envs[0].env"),
+    ("/v1/envs", {"envs": [{"env_id": "b", "group": "nope"}]}, 404, "envs[0].group"),
+    ("/v1/envs", {"envs": [{"env_id": "b", "group": "frames", "config": []}]}, 400,
+     "envs[0].config"),
+    ("/v1/close", {"envs": [{"env_id": "a"}, {"env_id": "a"}]}, 400, "envs[1].env_id"),
+    ("/v1/nothing", {}, 404, None),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "field"), BAD_REQUESTS)
+def test_bad_requests_get_json_errors_naming_the_field(server, path, body, status, field):
+    answer(post(server.url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
+    response = post(server.url, path, body)
+    assert response.status_code == status
+    error = response.json()
+    assert error["field"] == field and isinstance(error["error"], str) and error["error"]
+
+
+def test_oversized_bodies_and_wrong_methods_get_json_errors(groups):
+    from vagen.server.app import BackgroundServer
+
+    service = EnvService(groups)
+    server = BackgroundServer(create_app(service, limits=ServerLimits(max_body_bytes=1000)))
+    try:
+        huge = post(server.url, "/v1/reset", {"envs": [], "pad": "x" * 5000})
+        assert huge.status_code == 413 and "Too Large" in huge.json()["error"]
+        wrong = requests.get(server.url + "/v1/step", timeout=10)
+        assert wrong.status_code == 405 and wrong.json()["field"] is None
+    finally:
+        server.stop()
+        service.shutdown()
+
+
+def _mutate(rng: random.Random, body: dict) -> bytes:
+    """A random corruption of a valid step body: a wrong type, a dropped key, junk bytes."""
+    body = json.loads(json.dumps(body))
+    item = body["envs"][rng.randrange(len(body["envs"]))]
+    kind = rng.randrange(5)
+    junk = rng.choice([None, 3.5, -1, [], {}, "", "x" * rng.randrange(1, 80_000), True, 2**70])
+    if kind == 0:
+        item[rng.choice(["env_id", "action", "step"])] = junk
+    elif kind == 1:
+        del item[rng.choice(["env_id", "action", "step"])]
+    elif kind == 2:
+        body[rng.choice(["envs", "codec"])] = junk
+    elif kind == 3:
+        text = json.dumps(body)
+        cut = rng.randrange(len(text))
+        return (text[:cut] + rng.choice(["", "}", "\x00", "\ud800"]) + text[cut + 1:]).encode(
+            "utf-8", "surrogatepass")
+    else:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+    return json.dumps(body).encode()
+
+
+def test_fuzzed_actions_and_bodies_never_hurt_the_server(server):
+    rng = random.Random(0)
+    ids = [f"e{i}" for i in range(25)]
+    answer(post(server.url, "/v1/envs", {"envs": [{"env_id": i, "group": "frames"} for i in ids]}))
+    alphabet = "<>/answermore0123456789 \n\t{}\"'\\ü中😀\x00"
+    steps = dict.fromkeys(ids, 0)
+    fuzzed = 0
+    statuses = set()
+    for round_ in range(40):
+        if round_ % 3 == 0:
+            answer(post(server.url, "/v1/reset",
+                        {"envs": [{"env_id": i, "seed": round_} for i in ids]}))
+            steps = dict.fromkeys(ids, 0)
+        actions = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 300)))
+                   for _ in ids]
+        body = {"envs": [{"env_id": i, "action": a, "step": steps[i]}
+                         for i, a in zip(ids, actions, strict=True)]}
+        results = answer(post(server.url, "/v1/step", body))["results"]
+        for env_id, result in zip(ids, results, strict=True):
+            assert result["ok"], result
+            assert result["result"]["info"]["valid_action"] is False
+            assert result["result"]["reward"] == -0.1
+            steps[env_id] += 1
+        fuzzed += len(ids)
+        for _ in range(5):
+            response = post(server.url, "/v1/step", _mutate(rng, body))
+            statuses.add(response.status_code)
+            if response.status_code != 200:
+                assert 400 <= response.status_code < 500, response.text
+                assert set(response.json()) == {"error", "field"}
+    assert fuzzed >= 1000 and 400 in statuses
+    health = requests.get(server.url + "/health", timeout=10)
+    assert health.status_code == 200 and health.json()["envs"] == len(ids)
+
+
+def test_the_token_is_required_when_set(serve):
+    server = serve(token="s3cret")
+    body = {"envs": [{"env_id": "a", "group": "frames"}]}
+    for headers in (None, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        response = post(server.url, "/v1/envs", body, headers)
+        assert response.status_code == 401
+        assert response.json() == {"error": "missing or wrong bearer token",
+                                    "field": "Authorization"}
+    assert requests.get(server.url + "/health", timeout=10).status_code == 401
+    good = {"Authorization": "Bearer s3cret"}
+    assert answer(post(server.url, "/v1/envs", body, good))["results"][0]["ok"]
+    assert server.service.__len__() == 1
+
+
+def test_main_refuses_a_public_host_without_a_token(capsys, monkeypatch):
+    monkeypatch.delenv("VAGEN_SERVER_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--host", "0.0.0.0", "--port", "0"])
+    assert exit_.value.code == 2
+    assert "--host 0.0.0.0 exposes the server" in capsys.readouterr().err
+
+
+def test_vagen_server_command_serves_until_terminated(tmp_path, video_path):
+    config = tmp_path / "env_config.yaml"
+    config.write_text(f"- {{name: frames, env: test_frames, video: {video_path}}}\n")
+    # the subprocess registers the test env first, then runs the real command line
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import frames_env; "
+            "from vagen.cli import main; sys.exit(main(sys.argv[2:]))")
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(__import__("pathlib").Path(__file__).parent),
+         "server", "--config", str(config), "--port", "0", "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("vagen server: listening on http://127.0.0.1:"), line
+        url = line.split()[4]
+        assert requests.get(url + "/health", timeout=10).json()["groups"] == ["frames"]
+        created = answer(post(url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
+        assert created["results"][0]["ok"]
+        frames = answer(post(url, "/v1/reset", {"envs": [{"env_id": "a", "seed": 3}]}))
+        obs = decode_observation(frames["results"][0]["obs"], get_codec("msgpack"))
+        assert len(obs.frames) == 2 and np.asarray(obs.frames[0]).dtype == np.uint8
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0

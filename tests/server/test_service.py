@@ -1,0 +1,167 @@
+import threading
+
+import numpy as np
+import pytest
+from frames_env import CRASH_ACTION
+
+from vagen.env.base import Observation, StepResult
+from vagen.env.registry import register_env
+from vagen.server.service import EnvService, EnvSpec, RequestError, load_env_groups
+
+FRAMES = EnvSpec(group="frames")
+_barrier = threading.Barrier(2)
+
+
+@register_env("test_barrier")
+class BarrierEnv:
+    """Resets only when another env resets at the same time: proves parallel workers."""
+
+    def __init__(self, config):
+        pass
+
+    def system_prompt(self) -> str:
+        return "wait"
+
+    def reset(self, seed: int) -> Observation:
+        _barrier.wait(timeout=5)
+        return Observation("", [], [])
+
+    def step(self, action_text: str) -> StepResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _values(slots):
+    assert all(slot.ok for slot in slots), [slot.error for slot in slots]
+    return [slot.value for slot in slots]
+
+
+def test_batched_create_reset_step_close(service):
+    prompts = _values(service.create([("a", FRAMES), ("b", FRAMES)]))
+    assert prompts[0].startswith("Answer <answer>k</answer>") and len(service) == 2
+    (obs_a, prompt), (obs_b, _) = _values(service.reset([("a", 3), ("b", 5)]))
+    assert prompt == prompts[0]
+    assert obs_a.timestamps == [0.75, 1.0] and obs_b.timestamps == [1.25, 1.5]
+    assert obs_a.text == "turn 0: <image> <image>"
+    a, b = _values(service.step([("a", "<more/>", 0), ("b", "<answer>5</answer>", 0)]))
+    assert a.info["turn"] == 1 and not a.done and a.obs.timestamps == [1.25, 1.5]
+    assert b.terminated and b.reward == 1.0 and b.info["correct"] is True
+    assert _values(service.close(["a", "b"])) == [True, True] and len(service) == 0
+
+
+def test_one_failing_env_does_not_fail_the_batch(service):
+    _values(service.create([("a", FRAMES), ("b", FRAMES)]))
+    _values(service.reset([("a", 0), ("b", 0)]))
+    crashed, fine = service.step([("a", CRASH_ACTION, 0), ("b", "<more/>", 0)])
+    assert crashed.status == 500
+    assert crashed.error == "RuntimeError: the test env crashes on purpose"
+    assert fine.ok and fine.value.info["turn"] == 1
+    # the crashed step was not counted: index 0 is still the next step of env "a"
+    assert _values(service.step([("a", "<more/>", 0)]))[0].info["turn"] == 1
+
+
+def test_a_resent_step_index_replays_the_stored_result(service):
+    _values(service.create([("a", FRAMES)]))
+    _values(service.reset([("a", 2)]))
+    first = service.step([("a", "<more/>", 0)])[0]
+    again = service.step([("a", "<more/>", 0)])[0]
+    assert not first.replayed and again.replayed and again.value is first.value
+    second = _values(service.step([("a", "<more/>", 1)]))[0]
+    assert second.info["turn"] == 2  # the env stepped once per index, not three times
+
+
+def test_step_index_conflicts_are_slot_errors(service):
+    _values(service.create([("a", FRAMES)]))
+    never_reset = service.step([("a", "<more/>", 0)])[0]
+    assert never_reset.status == 409 and "never reset" in never_reset.error
+    _values(service.reset([("a", 0)]))
+    _values(service.step([("a", "<more/>", 0)]))
+    other_action = service.step([("a", "<answer>1</answer>", 0)])[0]
+    assert other_action.status == 409 and other_action.field == "action"
+    skipped = service.step([("a", "<more/>", 5)])[0]
+    assert skipped.status == 409 and "next step is 1" in skipped.error
+    _values(service.reset([("a", 0)]))  # reset starts the count again
+    assert _values(service.step([("a", "<more/>", 0)]))[0].info["turn"] == 1
+
+
+def test_recreating_an_id_is_a_no_op_with_the_same_spec_and_an_error_with_another(service):
+    _values(service.create([("a", FRAMES)]))
+    assert service.create([("a", FRAMES)])[0].ok and len(service) == 1
+    other = service.create([("a", EnvSpec(group="frames", config={"per_turn": 3}))])[0]
+    assert other.status == 409 and "already exists with another spec" in other.error
+
+
+def test_request_errors_name_the_field_and_run_nothing(service):
+    _values(service.create([("a", FRAMES)]))
+    with pytest.raises(RequestError, match="unknown env id 'zzz'") as err:
+        service.reset([("a", 0), ("zzz", 0)])
+    assert err.value.status == 404 and err.value.field == "envs[1].env_id"
+    with pytest.raises(RequestError, match="appears twice") as err:
+        service.step([("a", "<more/>", 0), ("a", "<more/>", 0)])
+    assert err.value.status == 400
+    with pytest.raises(RequestError, match="unknown env group 'nope'; groups: frames"):
+        service.create([("b", EnvSpec(group="nope"))])
+    with pytest.raises(ValueError, match="needs 'env'"):
+        EnvSpec()
+
+
+def test_create_errors_are_isolated_and_leave_no_entry(service):
+    slots = service.create([("bad", EnvSpec(env="no_such_env")), ("good", FRAMES)])
+    assert not slots[0].ok and "unknown env 'no_such_env'" in slots[0].error
+    assert "test_frames" in slots[0].error  # the registry lists the valid names
+    assert slots[1].ok and len(service) == 1
+
+
+def test_close_is_harmless_twice_and_shutdown_closes_every_env(groups):
+    service = EnvService(groups, workers=1)
+    _values(service.create([("a", FRAMES), ("b", FRAMES)]))
+    env_a = service._envs["a"].env
+    env_b = service._envs["b"].env
+    assert _values(service.close(["a"])) == [True]
+    assert _values(service.close(["a", "never"])) == [False, False]
+    service.shutdown()
+    assert (env_a.closed, env_b.closed, len(service)) == (1, 1, 0)
+
+
+def test_workers_step_envs_in_parallel():
+    spec = EnvSpec(env="test_barrier")
+    parallel = EnvService(workers=2)
+    serial = EnvService(workers=1)
+    try:
+        for service in (parallel, serial):
+            _values(service.create([("a", spec), ("b", spec)]))
+        assert all(slot.ok for slot in parallel.reset([("a", 0), ("b", 0)]))
+        _barrier.reset()
+        # one worker runs the two resets one after the other: the barrier breaks
+        assert not any(slot.ok for slot in serial.reset([("a", 0), ("b", 0)]))
+    finally:
+        parallel.shutdown()
+        serial.shutdown()
+        _barrier.reset()
+
+
+def test_load_env_groups_reads_a_list_or_a_mapping(tmp_path):
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- {name: r, env: video_qa, protocol: retrieve}\n"
+                      "- {name: s, env: video_qa, protocol: single}\n")
+    assert load_env_groups(listed)["s"] == {"name": "s", "env": "video_qa", "protocol": "single"}
+    mapped = tmp_path / "map.yaml"
+    mapped.write_text("env_groups:\n  - {name: r, env: video_qa}\n")
+    assert list(load_env_groups(mapped)) == ["r"]
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("- {name: r, env: video_qa}\n- {name: r, env: video_qa}\n")
+    with pytest.raises(ValueError, match="'r' appears twice"):
+        load_env_groups(twice)
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_env_groups(tmp_path / "missing.yaml")
+
+
+def test_frames_come_from_the_real_video(service):
+    _values(service.create([("a", FRAMES)]))
+    (obs, _), = _values(service.reset([("a", 1)]))
+    first = obs.frames[0].astype(int)
+    assert obs.frames[0].shape == (48, 64, 3)
+    # frame 1 was drawn as (20, 235, 128); H.264 keeps it within a few levels
+    assert np.abs(first.mean(axis=(0, 1)) - [20, 235, 128]).max() < 6
