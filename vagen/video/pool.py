@@ -284,14 +284,17 @@ def _shared_cache() -> PoolCache:
 
 def get_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
     """The frame pool of `path` from the process-wide cache, keyed by absolute path, mtime,
-    size and every `PoolConfig` field, so an edited file is decoded again."""
+    size and every `PoolConfig` field, so an edited file is decoded again. Threads asking
+    for the same cold video share one decode."""
     config = config or PoolConfig()
     path = os.path.abspath(os.fspath(path))
     try:
         stat = os.stat(path)
     except OSError:
         raise VideoError(f"{path}: no such video file") from None
-    key = (path, stat.st_mtime_ns, stat.st_size, astuple(config))
+    # The resolved backends join the key: VAGEN_VIDEO_BACKEND may change what `auto` means.
+    key = (path, stat.st_mtime_ns, stat.st_size, astuple(config),
+           resolve_backends(config.backend))
     return _shared_cache().get(key, lambda: build_pool(path, config))
 
 
