@@ -62,7 +62,7 @@ class VideoQAEnv:
         self.config = config
         self.samples = load_env_samples(config)
         self.reward = combine(config.rewards)
-        self._pool_config = PoolConfig(pool_fps=config.pool_fps,
+        self.pool_config = PoolConfig(pool_fps=config.pool_fps,
                                        pool_max_frames=config.pool_max_frames,
                                        max_pixels=config.max_pixels,
                                        min_pixels=config.min_pixels)
@@ -81,7 +81,7 @@ class VideoQAEnv:
 
     def reset(self, seed: int) -> Observation:
         sample = self.sample_for_seed(seed)
-        pools = [get_pool(path, self._pool_config) for path in sample.videos]
+        pools = [get_pool(path, self.pool_config) for path in sample.videos]
         layout = VideoLayout(tuple(len(p) for p in pools), tuple(p.duration_s for p in pools))
         self._episode = episode = _Episode(sample, pools, layout, evidence_spans(sample, pools),
                                            seen_indices=[set() for _ in pools])
