@@ -67,3 +67,19 @@ def test_split_without_samples_is_an_error(tmp_path):
     env = make_env("video_qa", {"data": str(path), "split": "train"})
     assert [s.id for s in env.samples] == ["s"]
     assert env.samples[0].videos == [str(tmp_path / "a.mp4")]  # relative to the samples file
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"answer": "", "options": ["x", "y"]}, r"sample s: field 'answer' '' names none of its 2 "
+                                            r"options \(unanswered rows: convert with "
+                                            r"--answered-only\)"),
+    ({"answer": "A", "options": ["x", "y"], "relevant_spans": [[1, 2, 1]]},
+     r"sample s: field 'relevant_spans' has \[1(\.0)?, 2(\.0)?, 1\], but video indices run 0-0"),
+])
+def test_unplayable_samples_fail_when_the_env_is_made(tmp_path, row, message):
+    from vagen.data import Sample, SampleError, save_samples
+
+    path = save_samples([Sample(id="s", videos=["a.mp4"], question="q?", **row)],
+                        tmp_path / "s.jsonl")
+    with pytest.raises(SampleError, match=message):
+        make_env("video_qa", {"data": str(path)})

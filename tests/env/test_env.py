@@ -215,3 +215,10 @@ def test_lifecycle_errors_and_close(env_config):
     env.close()
     assert env.reset(ONE_VIDEO).timestamps == [2.5, 7.5, 12.5, 17.5]
     assert env.window == 2
+
+
+def test_text_that_is_not_a_string_is_a_malformed_turn(env_config):
+    env = make_env("video_qa", env_config("retrieve", invalid_reward="format"))
+    env.reset(ONE_VIDEO)
+    result = env.step(None)
+    assert not result.info["valid_action"] and result.reward == 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vagen.data.sample import Sample, load_samples
+from vagen.data.sample import Sample, SampleError, load_samples
 from vagen.env.base import Observation, StepResult
 from vagen.env.registry import register_env
 from vagen.env.video_qa import prompts
@@ -28,6 +28,7 @@ from vagen.env.video_qa.oracle import (
 )
 from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
 from vagen.rewards import combine, get_reward
+from vagen.rewards.choice import option_key
 from vagen.rewards.parsing import first_number
 from vagen.video.pool import FramePool, PoolConfig, get_pool
 
@@ -94,6 +95,7 @@ class VideoQAEnv:
     def step(self, action_text: str) -> StepResult:
         episode = self._active_episode()
         episode.turn += 1
+        action_text = action_text if isinstance(action_text, str) else ""
         action = parse_action(self.config.protocol, action_text, episode.layout,
                               self.config.retrieve_units)
         if action.valid and action.type != "answer" and episode.turn >= self.config.max_turns:
@@ -202,6 +204,18 @@ def is_correct(answer: str | None, sample: Sample) -> bool:
     return get_reward(reward)(answer, sample.answer, {"options": sample.options}) == 1.0
 
 
+def _check_playable(sample: Sample, path: Path) -> None:
+    """Data errors surface when the env is made, not at the answer turn of some episode."""
+    if sample.answer_type == "choice" and option_key(sample.answer, sample.options) is None:
+        raise SampleError(f"{path}: sample {sample.id}: field 'answer' {sample.answer!r} names "
+                          f"none of its {len(sample.options or [])} options (unanswered rows: "
+                          "convert with --answered-only)")
+    for span in sample.relevant_spans or []:
+        if len(span) == 3 and not 0 <= int(span[2]) < len(sample.videos):
+            raise SampleError(f"{path}: sample {sample.id}: field 'relevant_spans' has {span!r}, "
+                              f"but video indices run 0-{len(sample.videos) - 1}")
+
+
 def load_env_samples(config: VideoQAConfig) -> list[Sample]:
     """The group's samples; relative video paths resolve against the samples file's folder,
     and samples that carry `extra.split` play only in that split."""
@@ -212,6 +226,8 @@ def load_env_samples(config: VideoQAConfig) -> list[Sample]:
     samples = [dataclasses.replace(s, videos=[str(path.parent / v) if not Path(v).is_absolute()
                                               else v for v in s.videos])
                for s in load_samples(path)]
+    for sample in samples:
+        _check_playable(sample, path)
     splits = {s.extra["split"] for s in samples if "split" in s.extra}
     if splits:
         samples = [s for s in samples if s.extra.get("split") == config.split]
