@@ -1,0 +1,33 @@
+"""Fixtures for the eval tests: three synthetic grounded QA samples on short 32x32 MP4s, the
+tiny Qwen2.5-VL saved like a checkpoint, and env settings small enough for seconds-long
+episodes (4 opening frames, 2 per request, 2 turns, 56x56 frames)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vagen.testing.tiny_model import tiny_model_dir
+from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
+
+NUM_SAMPLES = 3
+# Env group settings every eval test plays with (`vagen eval --set ...`).
+SETTINGS = ["initial_frames=4", "frames_per_turn=2", "max_turns=2", "pool_max_frames=16",
+            "max_pixels=3136", "min_pixels=784"]
+SYNTH = SynthConfig(kinds=["color", "count"], min_duration_s=12, max_duration_s=16,
+                    min_carrier_s=6, max_carrier_s=8, fps=2, size=32)
+
+
+@pytest.fixture(scope="session")
+def samples_path(tmp_path_factory) -> Path:
+    """samples.jsonl (video paths relative to it) of color (choice) and count (number)
+    questions with relevant spans."""
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, NUM_SAMPLES, seed=0, config=SYNTH)
+    return root / SAMPLES_FILE
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny_models"))

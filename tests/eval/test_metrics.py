@@ -1,0 +1,114 @@
+"""Per-episode scores and their summaries, on hand-made episodes and results."""
+
+from __future__ import annotations
+
+import pytest
+
+from vagen.data.sample import Sample
+from vagen.eval.metrics import (
+    aggregate,
+    duration_bucket,
+    frame_widths,
+    score_episode,
+    summarize,
+    viewed_spans,
+)
+
+COUNT_SAMPLE = Sample(id="count", videos=["v.mp4"], question="How many dots?", answer="3",
+                      answer_type="number", relevant_spans=[[10.0, 14.0]], duration_s=60.0)
+CHOICE_SAMPLE = Sample(id="colour", videos=["v.mp4"], question="Which colour?", answer="B",
+                       options=["red", "blue"])
+OPENING = [7.5, 22.5, 37.5, 52.5]  # 4 uniform frames of a 60 s pool at 1 fps
+RETRIEVED = [10.5, 11.5, 12.5, 13.5]
+
+
+@pytest.mark.parametrize(("duration", "bucket"), [
+    (0.0, "<1 min"), (59.9, "<1 min"), (60.0, "1-3 min"), (179.9, "1-3 min"),
+    (180.0, "3-10 min"), (599.0, "3-10 min"), (600.0, ">10 min"), (7200.0, ">10 min"),
+    (None, "unknown")])
+def test_duration_buckets_split_at_1_3_and_10_minutes(duration, bucket):
+    assert duration_bucket(duration) == bucket
+
+
+def test_a_pool_frame_stands_for_its_bin():
+    # 60 s at 1 fps: 60 bins of 1 s; 180 s capped at 64 frames: bins of 180/64 s.
+    assert frame_widths([60.0, 180.0], pool_fps=1.0, pool_max_frames=64) == [1.0, 2.8125]
+    assert viewed_spans([0.5, 10.5], [0, 1], [1.0, 2.0]) == [[0.0, 1.0, 0], [9.5, 11.5, 1]]
+    assert viewed_spans([0.2], None, [1.0]) == [[0.0, 0.7, 0]]  # clipped at the start
+
+
+def test_score_of_a_retrieve_then_invalid_then_answer_episode():
+    infos = [
+        {"valid_action": True, "action_type": "retrieve", "frames_seen": 8, "correct": False,
+         "seen_times": OPENING + RETRIEVED},
+        {"valid_action": False, "action_type": "invalid", "frames_seen": 8, "correct": False,
+         "seen_times": OPENING + RETRIEVED},
+        {"valid_action": True, "action_type": "answer", "answer": "8", "frames_seen": 8,
+         "correct": False, "seen_times": OPENING + RETRIEVED},
+    ]
+    responses = ["<retrieve>10,13</retrieve>", "hmm", "<answer>8</answer>"]
+    score = score_episode(COUNT_SAMPLE, responses, infos, widths=[1.0])
+    # Viewed bins cover [10, 14] fully (4 s) plus 4 s elsewhere: IoU 4 / 8.
+    # numeric: err 5 -> 0.1 + 0.9 * (1 - (5/25)^2) = 0.964.
+    assert score == {"prediction": "8", "correct": False, "numeric_reward": pytest.approx(0.964),
+                     "turns": 3, "frames_viewed": 8, "temporal_iou": 0.5,
+                     "invalid_actions": 1}
+
+
+def test_an_unanswered_number_question_scores_zero_and_choices_have_no_numeric_reward():
+    truncated = [{"valid_action": False, "action_type": "invalid", "frames_seen": 4,
+                  "correct": False, "seen_times": OPENING}]
+    score = score_episode(COUNT_SAMPLE, ["<answer>3"], truncated, widths=[1.0])
+    assert score["prediction"] is None
+    assert score["numeric_reward"] == 0.0
+    assert score["temporal_iou"] == 0.0  # no viewed bin touches [10, 14]
+    answered = [{"valid_action": True, "action_type": "answer", "answer": "B", "correct": True,
+                 "frames_seen": 4, "seen_times": OPENING}]
+    score = score_episode(CHOICE_SAMPLE, ["<answer>B</answer>"], answered, widths=[1.0])
+    assert (score["correct"], score["numeric_reward"], score["temporal_iou"]) == (True, None, None)
+
+
+def test_score_needs_one_info_per_response():
+    with pytest.raises(ValueError, match="one info per response"):
+        score_episode(CHOICE_SAMPLE, ["a", "b"], [{"valid_action": True}], widths=[1.0])
+
+
+def _result(id_, source, category, duration, correct, numeric, turns, frames, iou, invalid):
+    return {"id": id_, "source": source, "category": category, "duration_s": duration,
+            "correct": correct, "numeric_reward": numeric, "turns": turns,
+            "frames_viewed": frames, "temporal_iou": iou, "invalid_actions": invalid}
+
+
+RESULTS = [
+    _result("a", "A", "x", 30.0, True, None, 1, 8, 0.5, 0),
+    _result("b", "A", "y", 100.0, False, 0.964, 3, 12, None, 1),
+    _result("c", "B", "x", 700.0, True, 1.0, 2, 10, 0.25, 0),
+    _result("d", "B", "x", None, False, None, 2, 4, 0.0, 2),
+]
+
+
+def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns():
+    assert aggregate(RESULTS) == {
+        "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982), "mean_turns": 2.0,
+        "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8}
+    assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None,
+                             "mean_turns": None, "frames_viewed": None, "temporal_iou": None,
+                             "invalid_action_rate": None}
+
+
+def test_summary_breaks_down_by_source_category_and_duration_bucket():
+    summary = summarize(RESULTS)
+    assert summary["overall"]["n"] == 4
+    assert summary["by_source"] == {
+        "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_turns": 2.0,
+              "frames_viewed": 10.0, "temporal_iou": 0.5, "invalid_action_rate": 0.25},
+        "B": {"n": 2, "accuracy": 0.5, "numeric_reward": 1.0, "mean_turns": 2.0,
+              "frames_viewed": 7.0, "temporal_iou": 0.125, "invalid_action_rate": 0.5}}
+    assert {k: v["n"] for k, v in summary["by_category"].items()} == {"A/x": 1, "A/y": 1,
+                                                                      "B/x": 2}
+    assert list(summary["by_duration"]) == ["<1 min", "1-3 min", ">10 min", "unknown"]
+    assert summary["by_duration"]["1-3 min"]["numeric_reward"] == 0.964
+
+
+def test_summary_does_not_depend_on_the_order_results_were_written():
+    assert summarize(RESULTS[::-1]) == summarize(RESULTS)
