@@ -31,3 +31,20 @@ def samples_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory) -> Path:
     return tiny_model_dir(tmp_path_factory.mktemp("tiny_models"))
+
+
+def _result(id_, source, category, duration, correct, numeric, turns, frames, iou, invalid):
+    return {"id": id_, "source": source, "category": category, "duration_s": duration,
+            "correct": correct, "numeric_reward": numeric, "turns": turns,
+            "frames_viewed": frames, "temporal_iou": iou, "invalid_actions": invalid}
+
+
+@pytest.fixture
+def results() -> list[dict]:
+    """Four hand-made result rows: two sources, three categories, four duration buckets."""
+    return [
+        _result("a", "A", "x", 30.0, True, None, 1, 8, 0.5, 0),
+        _result("b", "A", "y", 100.0, False, 0.964, 3, 12, None, 1),
+        _result("c", "B", "x", 700.0, True, 1.0, 2, 10, 0.25, 0),
+        _result("d", "B", "x", None, False, None, 2, 4, 0.0, 2),
+    ]

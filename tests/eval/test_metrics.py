@@ -73,22 +73,8 @@ def test_score_needs_one_info_per_response():
         score_episode(CHOICE_SAMPLE, ["a", "b"], [{"valid_action": True}], widths=[1.0])
 
 
-def _result(id_, source, category, duration, correct, numeric, turns, frames, iou, invalid):
-    return {"id": id_, "source": source, "category": category, "duration_s": duration,
-            "correct": correct, "numeric_reward": numeric, "turns": turns,
-            "frames_viewed": frames, "temporal_iou": iou, "invalid_actions": invalid}
-
-
-RESULTS = [
-    _result("a", "A", "x", 30.0, True, None, 1, 8, 0.5, 0),
-    _result("b", "A", "y", 100.0, False, 0.964, 3, 12, None, 1),
-    _result("c", "B", "x", 700.0, True, 1.0, 2, 10, 0.25, 0),
-    _result("d", "B", "x", None, False, None, 2, 4, 0.0, 2),
-]
-
-
-def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns():
-    assert aggregate(RESULTS) == {
+def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns(results):
+    assert aggregate(results) == {
         "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982), "mean_turns": 2.0,
         "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8}
     assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None,
@@ -96,8 +82,8 @@ def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns():
                              "invalid_action_rate": None}
 
 
-def test_summary_breaks_down_by_source_category_and_duration_bucket():
-    summary = summarize(RESULTS)
+def test_summary_breaks_down_by_source_category_and_duration_bucket(results):
+    summary = summarize(results)
     assert summary["overall"]["n"] == 4
     assert summary["by_source"] == {
         "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_turns": 2.0,
@@ -110,5 +96,5 @@ def test_summary_breaks_down_by_source_category_and_duration_bucket():
     assert summary["by_duration"]["1-3 min"]["numeric_reward"] == 0.964
 
 
-def test_summary_does_not_depend_on_the_order_results_were_written():
-    assert summarize(RESULTS[::-1]) == summarize(RESULTS)
+def test_summary_does_not_depend_on_the_order_results_were_written(results):
+    assert summarize(results[::-1]) == summarize(results)
