@@ -34,9 +34,10 @@ def model_path(tmp_path_factory) -> Path:
 
 
 def _result(id_, source, category, duration, correct, numeric, turns, frames, iou, invalid):
-    return {"id": id_, "source": source, "category": category, "duration_s": duration,
-            "correct": correct, "numeric_reward": numeric, "turns": turns,
-            "frames_viewed": frames, "temporal_iou": iou, "invalid_actions": invalid}
+    return {"id": id_, "group": "multi" if turns > 1 else "single", "source": source,
+            "category": category, "duration_s": duration, "correct": correct,
+            "numeric_reward": numeric, "turns": turns, "frames_viewed": frames,
+            "temporal_iou": iou, "invalid_actions": invalid}
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns(resul
                              "invalid_action_rate": None}
 
 
-def test_summary_breaks_down_by_source_category_and_duration_bucket(results):
+def test_summary_breaks_down_by_group_source_category_and_duration_bucket(results):
     summary = summarize(results)
     assert summary["overall"]["n"] == 4
     assert summary["by_source"] == {
@@ -92,6 +92,7 @@ def test_summary_breaks_down_by_source_category_and_duration_bucket(results):
               "frames_viewed": 7.0, "temporal_iou": 0.125, "invalid_action_rate": 0.5}}
     assert {k: v["n"] for k, v in summary["by_category"].items()} == {"A/x": 1, "A/y": 1,
                                                                       "B/x": 2}
+    assert {k: v["n"] for k, v in summary["by_group"].items()} == {"multi": 3, "single": 1}
     assert list(summary["by_duration"]) == ["<1 min", "1-3 min", ">10 min", "unknown"]
     assert summary["by_duration"]["1-3 min"]["numeric_reward"] == 0.964
 

@@ -13,8 +13,8 @@ RUN = {"model": "/ckpt", "mode": "multi"}
 def test_report_writes_json_markdown_and_one_png_per_breakdown(tmp_path, results):
     summary = summarize(results)
     paths = write_report(tmp_path / "out", summary, RUN)
-    assert [p.name for p in paths] == ["summary.json", "summary.md", "by_source.png",
-                                       "by_category.png", "by_duration.png"]
+    assert [p.name for p in paths] == ["summary.json", "summary.md", "by_group.png",
+                                       "by_source.png", "by_category.png", "by_duration.png"]
     assert json.loads(paths[0].read_text()) == {"run": RUN, **summary}
     for png in paths[2:]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,5 +1,6 @@
 """Evaluation metrics: what one played episode scored (`score_episode`) and the means over
-the results of a benchmark, per source, category and duration bucket (`summarize`).
+the results of a benchmark, per env group, source, category and duration bucket
+(`summarize`).
 
 Per episode: `correct` (the env's exact check), `numeric_reward` (the `numeric` reward of
 the final answer, number questions only), `turns`, `frames_viewed`, `temporal_iou` of the
@@ -23,7 +24,8 @@ from vagen.video.sampling import pool_times
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (60.0, "<1 min"), (180.0, "1-3 min"), (600.0, "3-10 min"), (math.inf, ">10 min"))
 UNKNOWN_DURATION = "unknown"
-BREAKDOWNS = {"source": "by_source", "category": "by_category", "duration": "by_duration"}
+BREAKDOWNS = {"group": "by_group", "source": "by_source", "category": "by_category",
+              "duration": "by_duration"}
 METRICS = ("accuracy", "numeric_reward", "mean_turns", "frames_viewed", "temporal_iou",
            "invalid_action_rate")
 
@@ -86,9 +88,10 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """`overall` plus `by_source`, `by_category` ("source/category") and `by_duration`
-    (bucket order). Results are taken in id order, so the summary does not depend on the
-    order they were written in (a resumed run gives the same numbers)."""
+    """`overall` plus `by_group` (env group: protocol or baseline), `by_source` (benchmark),
+    `by_category` ("source/category") and `by_duration` (bucket order). Results are taken in
+    id order, so the summary does not depend on the order they were written in (a resumed
+    run gives the same numbers)."""
     ordered = sorted(results, key=lambda r: r["id"])
     summary: dict[str, Any] = {"overall": aggregate(ordered)}
     for key, name in BREAKDOWNS.items():
@@ -102,6 +105,8 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def breakdown_key(result: Mapping[str, Any], key: str) -> str:
     """The group of a result in one breakdown."""
+    if key == "group":
+        return result.get("group") or "unknown"
     source = result.get("source") or "unknown"
     if key == "source":
         return source

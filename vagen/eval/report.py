@@ -1,5 +1,5 @@
 """Evaluation report files: `summary.json` (the numbers), `summary.md` (the same as markdown
-tables) and one PNG per breakdown (source, category, duration bucket). Plots use
+tables) and one PNG per breakdown (env group, source, category, duration bucket). Plots use
 matplotlib's object API (`Figure`, Agg canvas), so no display or pyplot state is needed."""
 
 from __future__ import annotations
