@@ -1,0 +1,283 @@
+"""verl's agent loop for vagen envs: one trajectory plays one env episode on the env server.
+
+verl 0.9.1 runs one `AgentLoopBase.run` per trajectory (many at once on an event loop) and
+expects a single prompt + response, where the response interleaves the policy's tokens
+(`response_mask` 1) with env tokens (0). Ids come from `vagen.rollout.tokens` (the same
+chat rendering as the local trainer), frames go to the rollout server as images, and the
+env server is called through the sync `EnvClient` on a worker thread so the event loop keeps
+generating other trajectories meanwhile.
+
+The whole history stays in the context (no window): verl trains one row per trajectory and
+that row must be a prefix-growing sequence. Each turn's env reward is kept on the turn's
+last policy token (`VideoAgentLoopWorker` writes them into verl's `rm_scores`), so
+`grpo_turn` and `bi_level_gae` see per-turn rewards; the trajectory's sum is its score."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+from uuid import uuid4
+
+import numpy as np
+import ray
+import torch
+from PIL import Image
+from verl.experimental.agent_loop.agent_loop import (
+    AgentLoopBase,
+    AgentLoopManager,
+    AgentLoopOutput,
+    AgentLoopWorker,
+    register,
+)
+from verl.utils.profiler import simple_timer
+
+from vagen.env.base import StepResult
+from vagen.rollout.backends.base import SamplingParams
+from vagen.rollout.manager import RolloutConfig
+from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
+from vagen.server.app import TOKEN_ENV_VAR
+from vagen.server.client import EnvClient
+from vagen.server.wire import DEFAULT_CODEC
+from vagen.trainer.verl.rows import Episode
+
+AGENT_NAME = "vagen_env"
+TOKEN_REWARDS = "vagen_token_rewards"  # extra field: per-response-token rewards
+
+
+def _default(cls: type, name: str) -> Any:
+    """A dataclass field's default, so our defaults live in one place."""
+    spec = {f.name: f for f in fields(cls)}[name]
+    return spec.default_factory() if callable(spec.default_factory) else spec.default
+
+
+@dataclass
+class VerlAgentConfig:
+    """`vagen.agent` in the verl config: where the env servers are and how a turn is played.
+    Defaults come from the local rollout's dataclasses."""
+
+    env_servers: list[str] = field(default_factory=lambda: ["http://127.0.0.1:5000"], metadata={
+        "help": "env server URLs (`vagen server`); env ids are spread over them"})
+    server_token: str | None = field(default=None, metadata={
+        "help": f"bearer token of the env servers (default: ${TOKEN_ENV_VAR})"})
+    codec: str = field(default=DEFAULT_CODEC, metadata={"help": "wire codec for frames"})
+    max_turns: int = field(default=_default(RolloutConfig, "max_turns"), metadata={
+        "help": "policy turns at most; the env's own max_turns usually ends episodes first"})
+    max_tokens_per_turn: int = field(default=_default(SamplingParams, "max_new_tokens"),
+                                     metadata={"help": "tokens the policy may write per turn"})
+    stop: list[str] = field(default_factory=lambda: list(_default(SamplingParams, "stop")),
+                            metadata={"help": "a turn ends after any of these strings"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.env_servers, str):
+            self.env_servers = [self.env_servers]
+        self.env_servers = list(self.env_servers)
+        self.stop = list(self.stop)
+        if not self.env_servers:
+            raise ValueError("vagen.agent.env_servers is empty; give the URL of at least one "
+                             "`vagen server`, e.g. [http://127.0.0.1:5000]")
+        for key in ("max_turns", "max_tokens_per_turn"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"vagen.agent.{key} must be >= 1, got {getattr(self, key)}")
+
+    @classmethod
+    def from_dict(cls, values: Any) -> VerlAgentConfig:
+        """From the `vagen.agent` section; unknown keys are errors that list the valid ones."""
+        values = dict(values or {})
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"vagen.agent: unknown key(s) {', '.join(unknown)}; valid keys: "
+                             f"{', '.join(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Played:
+    """A finished trajectory, as verl's `AgentLoopOutput` wants it."""
+
+    prompt_ids: list[int]
+    response_ids: list[int]
+    response_mask: list[int]
+    response_logprobs: list[float] | None
+    token_rewards: list[float]
+    images: list[Image.Image]
+    turn_scores: list[float]
+    last_info: dict[str, Any]
+
+
+@register(AGENT_NAME)
+class VideoEnvAgentLoop(AgentLoopBase):
+    """Plays a row's env episode: reset, then generate / step until the env says done, the
+    turn cap, or the response budget (`rollout.response_length`) is used up."""
+
+    _clients: dict[tuple, EnvClient] = {}
+    _clients_lock = threading.Lock()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("tools", None)  # verl hands every agent loop its tool list; ours has none
+        super().__init__(*args, **kwargs)
+        self.agent_config = VerlAgentConfig.from_dict(self.config.get("vagen", {}).get("agent"))
+        self.codec = ChatCodec(self.processor)
+        self.prompt_length = int(self.rollout_config.prompt_length)
+        self.response_length = int(self.rollout_config.response_length)
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        episode = Episode.from_row(kwargs.get("extra_info"))
+        client = self.env_client(self.agent_config)
+        env_id = f"verl-{uuid4().hex}"
+        metrics: dict[str, float] = {}
+        try:
+            with simple_timer("tool_calls", metrics):
+                await asyncio.to_thread(client.create, {env_id: episode.spec})
+                obs = (await asyncio.to_thread(client.reset, {env_id: episode.seed}))[env_id]
+            tokens = TrajectoryTokens(self.codec, client.system_prompt(env_id), window=None)
+            tokens.add_observation(obs.text, obs.frames)
+            played = await self._play(tokens, _to_pil(obs.frames), env_id, client,
+                                      sampling_params, metrics)
+        finally:
+            await asyncio.to_thread(client.close, [env_id])
+        return self._output(played, metrics)
+
+    @classmethod
+    def env_client(cls, config: VerlAgentConfig) -> EnvClient:
+        """One client per process and server set, shared by all trajectories."""
+        token = config.server_token or os.environ.get(TOKEN_ENV_VAR)
+        key = (tuple(config.env_servers), token, config.codec)
+        with cls._clients_lock:
+            if key not in cls._clients:
+                cls._clients[key] = EnvClient(config.env_servers, token=token, codec=config.codec)
+            return cls._clients[key]
+
+    async def _play(self, tokens: TrajectoryTokens, first_images: list[Image.Image], env_id: str,
+                    client: EnvClient, sampling_params: dict[str, Any],
+                    metrics: dict[str, float]) -> Played:
+        prompt_len = len(tokens.current.input_ids)
+        if prompt_len > self.prompt_length:
+            raise ValueError(
+                f"env {env_id}: the first observation is {prompt_len} tokens but "
+                f"rollout.prompt_length (data.max_prompt_length) is {self.prompt_length}; "
+                "raise it or show fewer/smaller frames (initial_frames, max_pixels)")
+        images: list[Image.Image] = []
+        pending = first_images  # frames of the latest observation, sent with the next turn
+        turn_scores: list[float] = []
+        last_info: dict[str, Any] = {}
+        have_logprobs = True
+        request_id = uuid4().hex
+        for turn in range(1, self.agent_config.max_turns + 1):
+            ids, _ = tokens.generation_input()
+            budget = self.response_length - (len(ids) - prompt_len)
+            if budget < 1:
+                break
+            images += pending
+            pending = []
+            params = {**sampling_params, "stop": self.agent_config.stop,
+                      "max_tokens": min(self.agent_config.max_tokens_per_turn, budget)}
+            with simple_timer("generate_sequences", metrics):
+                output = await self.server_manager.generate(
+                    request_id=request_id, prompt_ids=list(ids), sampling_params=params,
+                    image_data=list(images) or None)
+            if not output.token_ids:
+                break
+            have_logprobs = have_logprobs and output.log_probs is not None
+            logprobs = output.log_probs if output.log_probs is not None else (
+                [0.0] * len(output.token_ids))
+            tokens.add_response(list(output.token_ids), list(logprobs), turn)
+            action = self.tokenizer.decode(output.token_ids, skip_special_tokens=True)
+            with simple_timer("tool_calls", metrics):
+                results = await asyncio.to_thread(client.step, {env_id: action})
+            result: StepResult = results[env_id]
+            tokens.set_turn_reward(turn, result.reward)
+            turn_scores.append(float(result.reward))
+            last_info = result.info
+            if result.done:
+                break
+            if turn < self.agent_config.max_turns:
+                tokens.add_observation(result.obs.text, result.obs.frames)
+                pending = _to_pil(result.obs.frames)
+        return self._played(tokens, prompt_len, images, turn_scores, last_info, have_logprobs)
+
+    @staticmethod
+    def _played(tokens: TrajectoryTokens, prompt_len: int, images: list[Image.Image],
+                turn_scores: list[float], last_info: dict[str, Any],
+                have_logprobs: bool) -> Played:
+        """Cut the sequence after the last policy token: what follows (the closing of the last
+        turn, an observation no turn answered) is neither trained on nor scored, and verl puts
+        the trajectory's score on the last response token."""
+        segment = tokens.current
+        policy = [i for i, m in enumerate(segment.loss_mask) if m]
+        end = policy[-1] + 1 if policy else prompt_len
+        return Played(
+            prompt_ids=segment.input_ids[:prompt_len],
+            response_ids=segment.input_ids[prompt_len:end],
+            response_mask=segment.loss_mask[prompt_len:end],
+            response_logprobs=segment.logprobs[prompt_len:end] if have_logprobs else None,
+            token_rewards=segment.rewards[prompt_len:end],
+            images=images, turn_scores=turn_scores, last_info=last_info)
+
+    def _output(self, played: Played, metrics: dict[str, float]) -> AgentLoopOutput:
+        info = played.last_info
+        turns = len(played.turn_scores)
+        return AgentLoopOutput(
+            prompt_ids=played.prompt_ids,
+            response_ids=played.response_ids,
+            response_mask=played.response_mask,
+            response_logprobs=played.response_logprobs,
+            multi_modal_data={"images": played.images} if played.images else {},
+            reward_score=sum(played.turn_scores),
+            # verl counts chat messages: each policy turn answers one user/env message.
+            num_turns=2 * turns,
+            metrics=metrics,
+            extra_fields={
+                "turn_scores": played.turn_scores,
+                TOKEN_REWARDS: played.token_rewards,
+                "reward_extra_info": {
+                    "acc": float(bool(info.get("correct", False))),
+                    "turns": float(turns),
+                    "frames_seen": float(info.get("frames_seen", 0)),
+                    "answered": float(info.get("action_type") == "answer"),
+                },
+            },
+        )
+
+
+class VideoAgentLoopWorker(AgentLoopWorker):
+    """verl's agent loop worker, except that each trajectory's rewards stay on the turns that
+    earned them: verl puts a trajectory's score on its last token only."""
+
+    def _postprocess(self, inputs: list, input_non_tensor_batch: dict | None = None,
+                     validate: bool = False):
+        output = super()._postprocess(inputs, input_non_tensor_batch, validate)
+        token_rewards = output.non_tensor_batch.pop(TOKEN_REWARDS, None)
+        if token_rewards is not None and "rm_scores" in output.batch.keys():
+            place_token_rewards(output.batch["rm_scores"], list(token_rewards))
+        return output
+
+
+class VideoAgentLoopManager(AgentLoopManager):
+    """`actor_rollout_ref.rollout.agent.agent_loop_manager_class` for `VideoAgentLoopWorker`."""
+
+    agent_loop_workers_class = ray.remote(VideoAgentLoopWorker)
+
+
+def place_token_rewards(rm_scores: torch.Tensor, token_rewards: list[list[float] | None]) -> None:
+    """Overwrite rows of verl's `(bs, response_length)` `rm_scores` with per-token rewards
+    (rows with None, e.g. from other agent loops, keep verl's placement)."""
+    for row, rewards in enumerate(token_rewards):
+        if rewards is None:
+            continue
+        if len(rewards) > rm_scores.shape[1]:
+            raise ValueError(f"row {row}: {len(rewards)} token rewards for a response of "
+                             f"{rm_scores.shape[1]} tokens")
+        rm_scores[row] = 0.0
+        rm_scores[row, :len(rewards)] = torch.as_tensor(rewards, dtype=rm_scores.dtype)
+
+
+def _to_pil(frames: list[np.ndarray]) -> list[Image.Image]:
+    return [Image.fromarray(np.ascontiguousarray(frame)) for frame in frames]
+

@@ -1,0 +1,187 @@
+"""Train on verl 0.9.1: `python -m vagen.trainer.verl.main --config-name video_ppo key=value ...`.
+
+The config is verl's Hydra `ppo_trainer` with two layers on top, in this order:
+1. `vagen_defaults`, generated here from vagen's dataclasses (advantage, loss, sampling and
+   agent defaults; how verl reaches our agent loop, estimators and reward) - one source of
+   defaults, no second hand-kept copy;
+2. `config/<name>.yaml`: what a run sets (Video-MTR's hyper-parameters);
+then the command-line overrides. Keys our YAML sets must exist in verl's config or in the
+generated layer, so a misspelt key fails with its name instead of being silently added.
+
+`--dry-run` composes, checks and prints the resolved config without Ray or a GPU."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from vagen.rollout.backends.base import SamplingParams
+from vagen.trainer.advantages import AdvantageConfig
+from vagen.trainer.losses import PolicyLossConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_NAMES = ("video_ppo", "video_grpo")
+GENERATED_NODE = "vagen_defaults"
+# verl keys whose values are open mappings: any sub-key is allowed.
+OPEN_MAPPINGS = tuple(f"{key}." for key in (
+    "actor_rollout_ref.rollout.engine_kwargs", "data.apply_chat_template_kwargs", "ray_kwargs"))
+# vagen's KL estimator names -> verl's `kl_loss_type`.
+VERL_KL_NAMES = {"k1": "kl", "k2": "mse", "low_var_kl": "low_var_kl"}
+
+
+def generated_defaults() -> dict[str, Any]:
+    """The config layer generated from vagen's dataclasses, merged over verl's defaults."""
+    from vagen.trainer.verl.agent_loop import AGENT_NAME, VerlAgentConfig
+
+    advantage, loss, sampling = AdvantageConfig(), PolicyLossConfig(), SamplingParams()
+    return {
+        "vagen": {"agent": VerlAgentConfig().to_dict()},
+        "algorithm": {"gamma": advantage.gamma, "lam": advantage.lam,
+                      "norm_adv_by_std_in_grpo": advantage.norm_by_std,
+                      "high_level_gamma": advantage.high_level_gamma},
+        "actor_rollout_ref": {
+            "actor": {"clip_ratio_low": loss.clip_ratio_low,
+                      "clip_ratio_high": loss.clip_ratio_high,
+                      "loss_agg_mode": loss.loss_agg_mode,
+                      "kl_loss_type": VERL_KL_NAMES[loss.kl_estimator],
+                      "kl_loss_coef": loss.kl_coef,
+                      "entropy_coeff": loss.entropy_coef},
+            "rollout": {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                        "agent": {
+                            "default_agent_loop": AGENT_NAME,
+                            "agent_loop_config_path": str(CONFIG_DIR / "agent_loop.yaml"),
+                            "agent_loop_manager_class":
+                                "vagen.trainer.verl.agent_loop.VideoAgentLoopManager"}}},
+        "reward": {"custom_reward_function": {"path": "pkg://vagen.trainer.verl.reward",
+                                              "name": "compute_score"}},
+        # verl's v1 trainer needs TransferQueue, which we do not install.
+        "trainer": {"use_v1": False},
+    }
+
+
+def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """verl's config + generated defaults + `config/<config_name>.yaml` + overrides."""
+    if config_name not in CONFIG_NAMES:
+        raise ValueError(f"unknown config '{config_name}'; choose from {', '.join(CONFIG_NAMES)}")
+    ConfigStore.instance().store(name=GENERATED_NODE, node=generated_defaults())
+    check_keys(config_name)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            return compose(config_name=config_name, overrides=list(overrides or []))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_keys(config_name: str) -> None:
+    """Every key `config/<config_name>.yaml` sets must exist in verl's config or the
+    generated layer; else a ValueError naming the key and its nearest valid spelling."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("verl.trainer.config", version_base=None):
+            base = compose(config_name="ppo_trainer")
+    finally:
+        GlobalHydra.instance().clear()
+    known = set(_key_paths(OmegaConf.to_container(base, resolve=False)))
+    known |= set(_key_paths(generated_defaults()))
+    ours = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml"))
+    ours.pop("defaults", None)
+    ours.pop("hydra", None)
+    for key in _key_paths(ours):
+        if key not in known and not key.startswith(OPEN_MAPPINGS):
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ValueError(f"{config_name}.yaml: key '{key}' is not in verl 0.9.1's config "
+                             f"nor vagen's{hint}")
+
+
+def _key_paths(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every leaf and every mapping in a nested dict."""
+    paths = []
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.append(path)
+            paths += _key_paths(value, path)
+    return paths
+
+
+def check_config(config: DictConfig, load_model: bool = True) -> None:
+    """Cross-key checks verl would only trip over on the cluster. verl's own
+    `validate_config` loads the model's config, so it runs only with `load_model`."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    from vagen.trainer.verl.advantages import NEEDS_VALUES
+    from vagen.trainer.verl.agent_loop import VerlAgentConfig
+
+    VerlAgentConfig.from_dict(config.vagen.agent)
+    estimator = config.algorithm.adv_estimator
+    if NEEDS_VALUES.get(estimator) and config.critic.enable is not True:
+        raise ValueError(f"algorithm.adv_estimator={estimator} needs critic values; set "
+                         "critic.enable=true")
+    if config.data.get("mm_processor_kwargs"):
+        raise ValueError("data.mm_processor_kwargs must stay empty: the agent loop renders "
+                         "image tokens with the processor's own settings (set max_pixels in "
+                         "the env config instead)")
+    if load_model:
+        validate_config(config=config, use_reference_policy=need_reference_policy(config),
+                        use_critic=need_critic(config))
+
+
+def run(config: DictConfig) -> None:
+    """Start (or join, with RAY_ADDRESS) a Ray cluster and train."""
+    import ray
+    from verl.trainer.main_ppo import run_ppo
+    from verl.trainer.main_ppo_v0 import TaskRunner
+
+    class VagenTaskRunner(TaskRunner.__ray_actor_class__):
+        """verl's TaskRunner with vagen's estimators installed in its process, where
+        verl computes advantages."""
+
+        def run(self, config: DictConfig) -> None:
+            from vagen.trainer.verl.advantages import install
+
+            install()
+            super().run(config)
+
+    run_ppo(config, task_runner_class=ray.remote(VagenTaskRunner))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vagen.trainer.verl.main",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--config-name", default="video_ppo", choices=CONFIG_NAMES,
+                        help="config/<name>.yaml on top of verl's ppo_trainer")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="compose, check and print the resolved config; start nothing")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+    args = parser.parse_args(argv)
+    from verl.utils.device import auto_set_device
+
+    config = compose_config(args.config_name, args.overrides)
+    model = Path(str(config.actor_rollout_ref.model.path)).expanduser()
+    load_model = not args.dry_run or model.is_dir()
+    if not load_model:
+        print(f"dry run: {model} is not a local folder, so verl's validate_config (which "
+              "reads the model's config) was skipped", file=sys.stderr)
+    if not args.dry_run:
+        auto_set_device(config)
+    check_config(config, load_model)
+    if args.dry_run:
+        print(OmegaConf.to_yaml(config, resolve=True))
+        return 0
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
