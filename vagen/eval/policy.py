@@ -1,0 +1,92 @@
+"""The policy an evaluation plays, loaded from a local checkpoint folder by backend name
+(registered by decorator; unknown names list the valid ones). Heavy imports (torch,
+transformers, vllm) happen inside the loaders, so a data-parallel worker can pin its GPU
+with `CUDA_VISIBLE_DEVICES` before any of them runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from vagen.rollout.backends.base import PolicyBackend
+from vagen.rollout.tokens import ChatCodec
+
+DEVICES = ("cpu", "cuda")
+PolicyLoader = Callable[[Path, str], tuple[PolicyBackend, ChatCodec]]
+_LOADERS: dict[str, PolicyLoader] = {}
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be loaded as asked; the message says what to change."""
+
+
+def register_policy_backend(name: str) -> Callable[[PolicyLoader], PolicyLoader]:
+    """Register `loader(model_dir, device) -> (policy, codec)` under `name`."""
+
+    def decorator(loader: PolicyLoader) -> PolicyLoader:
+        if name in _LOADERS:
+            raise ValueError(f"policy backend '{name}' is already registered")
+        _LOADERS[name] = loader
+        return loader
+
+    return decorator
+
+
+def list_policy_backends() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def load_policy(backend: str, model: str | Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """The policy and its chat codec from the checkpoint folder `model` (never downloads)."""
+    if backend not in _LOADERS:
+        raise PolicyError(f"unknown backend '{backend}'; choose from: "
+                          f"{', '.join(list_policy_backends())}")
+    if device not in DEVICES:
+        raise PolicyError(f"unknown device '{device}'; choose from: {', '.join(DEVICES)}")
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        raise PolicyError(f"model '{model}' is not a local checkpoint folder (no config.json); "
+                          "evaluation never downloads: give the folder a checkpoint was saved "
+                          "to, or download one first (source hf.sh)")
+    return _LOADERS[backend](path, device)
+
+
+def _codec(path: Path) -> ChatCodec:
+    from transformers import AutoProcessor
+
+    return ChatCodec(AutoProcessor.from_pretrained(path))
+
+
+@register_policy_backend("hf")
+def _load_hf(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """transformers `generate` on the CPU or the one visible GPU (bf16 on GPU)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from vagen.rollout.backends.hf import HFBackend
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PolicyError("--device cuda but torch sees no GPU; use --device cpu")
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+    codec = _codec(path)
+    return HFBackend(model, codec), codec
+
+
+@register_policy_backend("vllm")
+def _load_vllm(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """A vLLM engine on the one visible GPU (`vagen.rollout.backends.vllm.VLLMBackend`)."""
+    if device != "cuda":
+        raise PolicyError("--backend vllm runs on GPUs only; use --device cuda, or --backend hf "
+                          "on the CPU")
+    if importlib.util.find_spec("vllm") is None:
+        raise PolicyError("--backend vllm needs the vllm package, which is not installed "
+                          "(bash install.sh --gpu installs it); or use --backend hf")
+    if importlib.util.find_spec("vagen.rollout.backends.vllm") is None:
+        raise PolicyError("this vagen has no vLLM policy backend (vagen/rollout/backends/"
+                          "vllm.py); use --backend hf")
+    from vagen.rollout.backends.vllm import VLLMBackend
+
+    codec = _codec(path)
+    return VLLMBackend(str(path), codec), codec
