@@ -128,7 +128,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
         self.response_length = int(self.rollout_config.response_length)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
-        episode = Episode.from_row(kwargs.get("extra_info"))
+        episode = Episode.from_row(kwargs)
         client = self.env_client(self.agent_config)
         env_id = f"verl-{uuid4().hex}"
         metrics: dict[str, float] = {}

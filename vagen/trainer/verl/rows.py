@@ -1,8 +1,9 @@
 """What verl hands over from a dataset row: the fields come through pyarrow and numpy, and an
-env row names the env episode it plays."""
+env row (`vagen data create`, format `vagen`) names the env episode it plays."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,21 +31,28 @@ class Episode:
     seed: int
 
     @classmethod
-    def from_row(cls, extra_info: Any) -> Episode:
-        """From a row's `extra_info`: `seed` and `group` (an env group of the server's
-        env_config.yaml) and/or `env` (a registered env name), plus an optional `config`
-        overriding the group's keys."""
-        info = plain(dict(extra_info or {}))
-        seed = info.get("seed")
+    def from_row(cls, row: dict[str, Any]) -> Episode:
+        """From the columns `vagen data create` writes: `env` (registered env name),
+        `config` (the group's full config, JSON or a mapping), `seed`, and `env_group` (the
+        group's name, enough on its own when the env server was started with that group)."""
+        seed = plain(row.get("seed"))
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"row field extra_info.seed must be an integer, got {seed!r}; "
-                             "write env rows with `vagen data create`")
-        spec: dict[str, Any] = {key: info[key] for key in ("env", "group") if info.get(key)}
-        if not spec:
-            raise ValueError("row field extra_info needs 'group' (an env group of the server's "
-                             "env_config.yaml) or 'env' (a registered env name)")
-        config = info.get("config") or {}
+            raise ValueError(f"row column 'seed' must be an integer, got {seed!r}; write env "
+                             "rows with `vagen data create --config env_config.yaml`")
+        config = row.get("config") or {}
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except ValueError as err:
+                raise ValueError(f"row column 'config' is not valid JSON: {err}") from None
         if not isinstance(config, dict):
-            raise ValueError(f"row field extra_info.config must be a mapping, got {config!r}")
-        spec["config"] = config
+            raise ValueError(f"row column 'config' must be a mapping, got {config!r}")
+        spec: dict[str, Any] = {"config": plain(config)}
+        if row.get("env"):
+            spec["env"] = str(row["env"])
+        elif row.get("env_group"):
+            spec["group"] = str(row["env_group"])
+        else:
+            raise ValueError("row needs column 'env' (a registered env name, with 'config') "
+                             "or 'env_group' (an env group of the server's env_config.yaml)")
         return cls(spec, seed)

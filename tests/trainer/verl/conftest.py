@@ -1,0 +1,113 @@
+"""Fixtures for the verl seams on CPU (verl itself needs GPUs, vLLM and Ray to train): the tiny
+Qwen2.5-VL saved like a checkpoint, a real env server on 127.0.0.1 playing a real MP4, the
+composed verl config, and a scripted stand-in for verl's LLM server client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vagen.data import Sample, save_samples
+from vagen.server.app import BackgroundServer, create_app
+from vagen.server.service import EnvService
+from vagen.testing import make_test_video, tiny_model_dir
+
+# A 10 s video at 1 frame per second in the pool; 56x56 frames are 4 image tokens each.
+ENV_CONFIG = {"name": "verl-test", "env": "video_qa", "protocol": "retrieve", "max_turns": 3,
+              "initial_frames": 4, "frames_per_turn": 3, "pool_fps": 1.0,
+              "max_pixels": 56 * 56, "rewards": {"choice": 1.0, "format": 0.1}}
+RETRIEVE = "<think>The change is between frames 2 and 5.</think><retrieve>2,5</retrieve>"
+ANSWER = "<think>It turned yellow.</think><answer>B</answer>"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    return tiny_model_dir()
+
+
+@pytest.fixture(scope="session")
+def processor(model_dir: Path) -> Any:
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="session")
+def env_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The env group a row plays (as `vagen data create` stores it in the row)."""
+    root = tmp_path_factory.mktemp("verl-env")
+    make_test_video(root / "videos" / "a.mp4", duration_s=10.0, fps=2.0, size=(64, 64))
+    sample = Sample(id="s0", videos=["videos/a.mp4"], question="What colour did it turn?",
+                    options=["red", "yellow", "blue"], answer="B", answer_type="choice",
+                    relevant_spans=[[2.0, 5.0]], duration_s=10.0, source="test")
+    return {**ENV_CONFIG, "data": str(save_samples([sample], root / "samples.jsonl"))}
+
+
+@pytest.fixture(scope="session")
+def env_server() -> Iterator[BackgroundServer]:
+    """A real env server (waitress, 127.0.0.1, free port); rows carry their env config."""
+    service = EnvService(workers=2)
+    server = BackgroundServer(create_app(service), threads=4)
+    server.service = service
+    try:
+        yield server
+    finally:
+        server.stop()
+        service.shutdown()
+
+
+@pytest.fixture
+def env_row(env_config: dict[str, Any]):
+    """A dataset row as verl hands it to the agent loop: `env_row(seed=0)`."""
+
+    def build(seed: int = 0) -> dict[str, Any]:
+        return {"env": "video_qa", "env_group": "verl-test", "seed": seed,
+                "config": json.dumps(env_config), "data_source": "vagen/verl-test",
+                "raw_prompt": [{"role": "user", "content": "What colour did it turn?"}],
+                "reward_model": {"ground_truth": "B"}, "extra_info": {"index": seed},
+                "index": seed}
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def verl_config(model_dir: Path, env_server: BackgroundServer):
+    """video_ppo composed over verl's config, pointed at the tiny model and the test server,
+    with lengths that fit the tiny frames."""
+    from vagen.trainer.verl.main import compose_config
+
+    return compose_config("video_ppo", [
+        f"actor_rollout_ref.model.path={model_dir}",
+        f"vagen.agent.env_servers=[{env_server.url}]",
+        "vagen.agent.max_tokens_per_turn=64",
+        "data.max_prompt_length=2048", "data.max_response_length=512",
+        "actor_rollout_ref.rollout.agent.num_workers=1"])
+
+
+class ScriptedServerManager:
+    """Stands in for verl's `LLMServerClient`: on CPU there is no vLLM server to sample from,
+    so `generate` returns the ids of the next scripted action of the trajectory (by request
+    id) with log-prob -0.5 per token, and records each request."""
+
+    def __init__(self, tokenizer: Any, actions: list[str]):
+        self.tokenizer = tokenizer
+        self.actions = actions
+        self.requests: list[dict[str, Any]] = []
+        self._turns: dict[str, int] = {}
+
+    async def generate(self, request_id: str, *, prompt_ids: list[int],
+                       sampling_params: dict[str, Any], image_data: list | None = None,
+                       **kwargs: Any):
+        from verl.workers.rollout.replica import TokenOutput
+
+        turn = self._turns.get(request_id, 0)
+        self._turns[request_id] = turn + 1
+        self.requests.append({"request_id": request_id, "prompt_ids": list(prompt_ids),
+                              "sampling_params": dict(sampling_params),
+                              "images": list(image_data or [])})
+        ids = self.tokenizer.encode(self.actions[turn], add_special_tokens=False)
+        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), stop_reason="completed")

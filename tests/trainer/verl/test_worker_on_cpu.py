@@ -1,0 +1,93 @@
+"""verl's own agent-loop worker around our agent loop, on CPU: rows in as verl's dataset hands
+them over, a `DataProto` out as verl's trainer receives it (padding, masks, multi-modal
+inputs, rewards). The vLLM server is the scripted stand-in (none runs on CPU); the envs run
+on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+from conftest import ANSWER, RETRIEVE, ScriptedServerManager
+
+SCRIPT = ["I am not sure yet.", RETRIEVE, ANSWER]
+ENV_REWARDS = [-0.1, 0.0, 1.1]  # invalid action, retrieve, correct answer with format
+
+
+def object_column(values: list) -> np.ndarray:
+    """A 1-D object array, as verl keeps non-tensor columns (lists stay elements)."""
+    column = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        column[i] = value
+    return column
+
+
+def turn_ends(mask_row: torch.Tensor) -> list[int]:
+    mask = [*mask_row.tolist(), 0]
+    return [i for i in range(len(mask) - 1) if mask[i] and not mask[i + 1]]
+
+
+def turn_starts(mask_row: torch.Tensor) -> list[int]:
+    mask = [0, *mask_row.tolist()]
+    return [i for i in range(len(mask) - 1) if mask[i + 1] and not mask[i]]
+
+
+@pytest.fixture(scope="module")
+def batch_out(verl_config, processor, env_config):
+    from verl.protocol import DataProto
+
+    from vagen.trainer.verl.agent_loop import VideoAgentLoopWorker
+
+    rows = [{"env": "video_qa", "env_group": "verl-test", "seed": seed, "config": env_config,
+             "data_source": "vagen/verl-test", "raw_prompt": [{"role": "user", "content": "q"}],
+             "reward_model": {"ground_truth": "B"}, "extra_info": {"index": seed},
+             "index": seed} for seed in (0, 1)]
+    non_tensor = {key: object_column([row[key] for row in rows]) for key in rows[0]}
+    worker = VideoAgentLoopWorker(verl_config, ScriptedServerManager(processor.tokenizer, SCRIPT))
+    return asyncio.run(worker.generate_sequences(DataProto(non_tensor_batch=non_tensor)))
+
+
+def test_rewards_stay_on_the_turns_that_earned_them(batch_out):
+    mask = batch_out.batch["response_mask"]
+    scores = batch_out.batch["rm_scores"]
+    for row in range(2):
+        ends = turn_ends(mask[row])
+        assert len(ends) == 3
+        assert scores[row, ends].tolist() == pytest.approx(ENV_REWARDS)
+        assert float(scores[row].sum()) == pytest.approx(sum(ENV_REWARDS))
+    assert "vagen_token_rewards" not in batch_out.non_tensor_batch
+    assert batch_out.non_tensor_batch["__num_turns__"].tolist() == [6, 6]
+    assert batch_out.non_tensor_batch["acc"].tolist() == [1.0, 1.0]
+
+
+def test_image_features_match_the_image_tokens(batch_out, processor, verl_config):
+    image_token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    merge = processor.image_processor.merge_size
+    prompt_length = verl_config.actor_rollout_ref.rollout.prompt_length
+    assert batch_out.batch["prompts"].shape == (2, prompt_length)
+    for row, inputs in enumerate(batch_out.non_tensor_batch["multi_modal_inputs"]):
+        grid = inputs["image_grid_thw"]
+        assert grid.shape[0] == 7  # 4 opening frames + 3 retrieved
+        tokens = int((batch_out.batch["input_ids"][row] == image_token).sum())
+        assert tokens == int(grid.prod(-1).sum()) // merge**2
+        assert inputs["pixel_values"].shape[0] == int(grid.prod(-1).sum())
+
+
+def test_grpo_turn_runs_on_the_batch_through_verls_registry(batch_out):
+    from verl.trainer.ppo.core_algos import get_adv_estimator_fn
+
+    from vagen.trainer.verl.advantages import register_estimators
+
+    register_estimators()
+    scores = batch_out.batch["rm_scores"]
+    mask = batch_out.batch["response_mask"]
+    advantages, returns = get_adv_estimator_fn("grpo_turn")(
+        token_level_rewards=scores, response_mask=mask, config={"high_level_gamma": 1.0},
+        index=np.array(["u", "u"], dtype=object))
+    # Identical trajectories of one group: every turn's return equals the group mean.
+    assert torch.count_nonzero(advantages) == 0
+    # Each turn's return sums the rewards from that turn on: -0.1 + 0 + 1.1, 0 + 1.1, 1.1.
+    assert returns[0, turn_starts(mask[0])].tolist() == pytest.approx([1.0, 1.1, 1.1])
+    assert torch.all(returns[mask == 0] == 0)
