@@ -1,5 +1,6 @@
-"""Fixtures for the server tests: a small real env ("test_frames", frames decoded from a real
-MP4), an `EnvService`, and real waitress servers on 127.0.0.1 at free ports."""
+"""Fixtures for the server tests: env groups over real MP4s (the small "test_frames" env, and
+`video_qa` in every protocol on synthetic data), an `EnvService`, and real waitress servers
+on 127.0.0.1 at free ports."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import numpy as np
 import pytest
 from frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
 
+from vagen.env.video_qa import PROTOCOLS
 from vagen.server.app import BackgroundServer, create_app
 from vagen.server.service import EnvService
 from vagen.video.encode import write_mp4
+from vagen.video.synthetic import SynthConfig, generate_dataset
+
+SYNTHETIC_SAMPLES = 6  # one per question kind, two of them multi-video
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +30,25 @@ def video_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 
+@pytest.fixture(scope="session")
+def synthetic_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic grounded QA on short 64x64 videos (22-30 s at 2 fps)."""
+    config = SynthConfig(min_duration_s=22, max_duration_s=30, fps=2, max_videos=2,
+                         max_carrier_s=12)
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, n=SYNTHETIC_SAMPLES, seed=0, config=config)
+    return root / "samples.jsonl"
+
+
 @pytest.fixture
-def groups(video_path: Path) -> dict[str, dict[str, Any]]:
-    return {"frames": {"name": "frames", "env": "test_frames", "video": str(video_path)}}
+def groups(video_path: Path, synthetic_samples: Path) -> dict[str, dict[str, Any]]:
+    """"frames" (the test env) and "qa-<protocol>" (video_qa) for each protocol."""
+    qa = {f"qa-{protocol}": {"name": f"qa-{protocol}", "env": "video_qa", "protocol": protocol,
+                             "data": str(synthetic_samples), "initial_frames": 8,
+                             "frames_per_turn": 4, "max_pixels": 56 * 56,
+                             "max_turns": 1 if protocol == "single" else 3}
+          for protocol in PROTOCOLS}
+    return {"frames": {"name": "frames", "env": "test_frames", "video": str(video_path)}, **qa}
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ def answer(response: requests.Response):
 def test_health_reports_envs_workers_and_cache(server):
     health = requests.get(server.url + "/health", timeout=10).json()
     assert health["status"] == "ok" and health["envs"] == 0 and health["workers"] == 2
-    assert health["codecs"] == ["jpeg", "msgpack", "png-base64"] and health["groups"] == ["frames"]
-    assert "pool_cache" in health
+    assert health["codecs"] == ["jpeg", "msgpack", "png-base64"]
+    assert health["groups"] == ["frames", "qa-query", "qa-retrieve", "qa-single", "qa-timestamps"]
+    assert set(health["pool_cache"]) >= {"entries", "bytes", "budget_bytes", "hits", "misses"}
     answer(post(server.url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
     assert requests.get(server.url + "/health", timeout=10).json()["envs"] == 1
 

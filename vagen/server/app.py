@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hmac
-import importlib.util
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from vagen.server.wire import (
     get_codec,
     list_codecs,
 )
+from vagen.video.pool import pool_cache_stats
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -88,7 +88,7 @@ def create_app(service: EnvService, token: str | None = None,
     def health() -> Response:
         return _json({"status": "ok", "envs": len(service), "workers": service.workers,
                       "codecs": list_codecs(), "groups": sorted(service.groups),
-                      "pool_cache": _pool_cache_stats()})
+                      "pool_cache": pool_cache_stats()})
 
     @app.post("/v1/envs")
     def create() -> Response:
@@ -224,16 +224,6 @@ def _error(message: str, field_name: str | None, status: int) -> Response:
     return _json({"error": message, "field": field_name}, status)
 
 
-def _pool_cache_stats() -> dict[str, Any] | None:
-    """The frame-pool cache's stats; None only where the pool module does not exist (an
-    error inside it propagates)."""
-    if importlib.util.find_spec("vagen.video.pool") is None:
-        return None
-    from vagen.video.pool import pool_cache_stats
-
-    return pool_cache_stats()
-
-
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -266,11 +256,22 @@ class BackgroundServer:
         from waitress import wasyncore
 
         server = self._server
-        # close the sockets inside the server's own loop; closing them from this thread
-        # while the loop waits on them makes its select() fail
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        trigger = server.trigger
+
+        def close_sockets() -> None:
+            # Runs inside the server's loop (closing sockets from this thread while the loop
+            # waits on them fails its select()). The wake-up pipe stays open until the loop
+            # and the request threads are gone, since they may still pull it; so the
+            # listening socket is closed without `server.close()`, which closes the pipe.
+            channels = {k: v for k, v in server._map.items() if v not in (server, trigger)}
+            wasyncore.close_all(channels)
+            wasyncore.dispatcher.close(server)
+            trigger.del_channel()
+
+        trigger.pull_trigger(close_sockets)
         self._thread.join(timeout=10)
         server.task_dispatcher.shutdown()
+        trigger.close()
 
 
 def main(argv: list[str] | None = None) -> int:
