@@ -1,0 +1,147 @@
+"""`vagen eval` end to end on CPU: the tiny model plays synthetic samples through a real env
+server (waitress on 127.0.0.1), in both modes, resumed, and sharded over worker processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import NUM_SAMPLES, SETTINGS
+
+from vagen.data.sample import load_samples
+from vagen.eval.evaluate import EvalConfig, EvalRow, batches, main, run
+from vagen.eval.metrics import summarize, viewed_spans
+from vagen.eval.results import read_results
+from vagen.rewards.grounding import temporal_iou
+from vagen.video.sampling import pool_times, uniform_indices
+
+POOL_MAX_FRAMES = 16  # as SETTINGS
+OPENING_FRAMES = 4
+
+
+def _config(model_path, samples_path, out, **overrides) -> EvalConfig:
+    """Greedy, 8 tokens a turn, one episode per batch (so runs are comparable row by row),
+    one torch thread (the tiny model gains nothing from more on a shared CPU)."""
+    return EvalConfig(model=str(model_path), data=str(samples_path), out=str(out),
+                      set=list(SETTINGS), max_new_tokens=8, batch_size=1, env_workers=2,
+                      cpu_threads=1, **overrides)
+
+
+def _uniform_iou(sample, frames: int) -> float:
+    """Temporal IoU of `frames` uniform pool frames with the sample's spans, by hand."""
+    times = pool_times(sample.duration_s, 1.0, POOL_MAX_FRAMES)
+    width = sample.duration_s / len(times)
+    seen = [float(times[i]) for i in uniform_indices(len(times), frames)]
+    return temporal_iou(viewed_spans(seen, None, [width]), sample.relevant_spans)
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory, model_path, samples_path):
+    out = tmp_path_factory.mktemp("eval") / "multi"
+    summary = run(_config(model_path, samples_path, out))
+    return out, summary, read_results(out / "results.jsonl")
+
+
+def test_multi_mode_plays_every_sample_through_the_server(multi_run, samples_path):
+    out, summary, results = multi_run
+    samples = load_samples(samples_path)
+    group = samples_path.parent.name
+    assert [r["id"] for r in results] == [f"{group}/{i}" for i in range(NUM_SAMPLES)]
+    for result, sample in zip(results, samples, strict=True):
+        assert (result["sample_id"], result["protocol"], result["category"],
+                result["answer"]) == (sample.id, "retrieve", sample.category, sample.answer)
+        assert 1 <= result["turns"] == len(result["responses"]) <= 2
+        assert result["frames_viewed"] >= OPENING_FRAMES
+        assert (result["numeric_reward"] is None) == (sample.answer_type != "number")
+        if result["invalid_actions"] == result["turns"]:  # nothing asked: the opening frames
+            assert result["frames_viewed"] == OPENING_FRAMES
+            assert result["temporal_iou"] == pytest.approx(_uniform_iou(sample, OPENING_FRAMES))
+    assert summary == summarize(results)
+    assert summary["overall"]["n"] == NUM_SAMPLES
+
+
+def test_report_files_hold_the_returned_summary(multi_run):
+    out, summary, _ = multi_run
+    written = json.loads((out / "summary.json").read_text())
+    assert written["run"]["mode"] == "multi"
+    assert written["run"]["set"]["max_turns"] == 2
+    assert {k: v for k, v in written.items() if k != "run"} == summary
+    assert "## By duration" in (out / "summary.md").read_text()
+    for name in ("by_group", "by_source", "by_category", "by_duration"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_single_mode_shows_uniform_frames_in_one_turn(tmp_path, model_path, samples_path,
+                                                      capsys):
+    out = tmp_path / "single"
+    code = main(["--model", str(model_path), "--data", str(samples_path), "--out", str(out),
+                 "--mode", "single", "--frames", "3", "--set", *SETTINGS,
+                 "--max-new-tokens", "8", "--batch-size", "2", "--cpu-threads", "1"])
+    assert code == 0
+    assert "| all | 3 |" in capsys.readouterr().out
+    results = read_results(out / "results.jsonl")
+    for result, sample in zip(results, load_samples(samples_path), strict=True):
+        assert (result["protocol"], result["turns"], result["frames_viewed"]) == ("single", 1, 3)
+        assert result["temporal_iou"] == pytest.approx(_uniform_iou(sample, 3))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["mean_turns"] == 1.0
+    assert summary["overall"]["frames_viewed"] == 3.0
+
+
+def test_a_rerun_skips_finished_episodes_and_gives_the_same_summary(multi_run, model_path,
+                                                                    samples_path):
+    out, summary, results = multi_run
+    path = out / "results.jsonl"
+    before = path.read_text()
+    assert run(_config(model_path, samples_path, out)) == summary
+    assert path.read_text() == before  # nothing played again
+    # A kill mid-run: the second line cut short, the third never written.
+    lines = before.splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1][:20])
+    assert run(_config(model_path, samples_path, out)) == summary
+    replayed = read_results(path)
+    assert path.read_text().startswith(lines[0])
+    assert sorted(r["id"] for r in replayed) == sorted(r["id"] for r in results)
+    assert {r["id"]: r for r in replayed} == {r["id"]: r for r in results}
+
+
+def test_other_settings_in_the_same_folder_are_refused(multi_run, model_path, samples_path,
+                                                       capsys):
+    out, _, _ = multi_run
+    code = main(["--model", str(model_path), "--data", str(samples_path), "--out", str(out),
+                 "--set", *SETTINGS, "--max-new-tokens", "16"])
+    assert code == 2
+    assert "holds results of another run (max_new_tokens: 8, now 16)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_rows_sharded_over_two_worker_processes_give_the_same_results(
+        multi_run, tmp_path, model_path, samples_path):
+    out, summary, results = multi_run
+    sharded = run(_config(model_path, samples_path, tmp_path / "sharded", gpus=2))
+    assert sharded == summary
+    by_id = {r["id"]: r for r in read_results(tmp_path / "sharded" / "results.jsonl")}
+    assert by_id == {r["id"]: r for r in results}
+
+
+def test_a_server_url_that_does_not_answer_is_a_clear_error(tmp_path, model_path,
+                                                            samples_path, capsys):
+    code = main(["--model", str(model_path), "--data", str(samples_path),
+                 "--out", str(tmp_path / "out"), "--server", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "no env server answers at http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_batches_hold_one_group_config_each():
+    rows = [EvalRow(f"{g}/{i}", g, {"name": g}, i) for g, i in
+            [("a", 0), ("b", 0), ("a", 1), ("a", 2), ("b", 1)]]
+    assert [[r.id for r in batch] for batch in batches(rows, 2)] == [
+        ["a/0", "a/1"], ["a/2"], ["b/0", "b/1"]]
+
+
+def test_bad_flags_are_rejected_before_anything_runs(tmp_path, capsys):
+    code = main(["--model", str(tmp_path), "--data", "x.jsonl", "--batch-size", "0"])
+    assert code == 2
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+    assert not Path("x.jsonl").exists()

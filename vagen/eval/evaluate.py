@@ -1,0 +1,339 @@
+"""`vagen eval`: score a checkpoint on a benchmark through the env server.
+
+Each row of the data (an env parquet from `vagen data create`, or a samples file played as
+one group) is one episode: the policy plays it against an env on the server (`--server`, or
+one started in this process), in `multi` mode with the group's protocol or in `single` mode
+as the one-turn baseline with uniform frames and no requests. Each finished episode is
+appended to OUT/results.jsonl at once; a rerun with the same OUT skips the episodes already
+there. At the end OUT/summary.json, summary.md and by_*.png report accuracy, numeric reward,
+turns, frames viewed, temporal IoU and invalid actions per env group, source (benchmark),
+category and video duration.
+
+With `--gpus N` the rows are split over N worker processes, one per GPU, each with its own
+engine (`--backend vllm` for speed, `hf` for transformers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from vagen.eval.metrics import frame_widths, score_episode, summarize
+from vagen.eval.policy import DEVICES, PolicyError, list_policy_backends, load_policy
+from vagen.eval.report import markdown, write_report
+from vagen.eval.results import (
+    RESULTS_FILE,
+    ResultsError,
+    ResultsWriter,
+    check_run,
+    read_results,
+)
+from vagen.eval.rows import (
+    MODES,
+    EvalRow,
+    RowsError,
+    SampleLookup,
+    load_rows,
+    parse_overrides,
+    shard_rows,
+)
+from vagen.eval.workers import WorkerError, run_workers
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+class EvalError(RuntimeError):
+    """The evaluation cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation; every field is also a `vagen eval` flag."""
+
+    model: str = field(default="", metadata={
+        "help": "local checkpoint folder (model, tokenizer and processor)", "required": True})
+    data: str = field(default="", metadata={
+        "help": "env parquet (vagen data create) or samples file (.jsonl/.json/.parquet)",
+        "required": True})
+    out: str = field(default="runs/eval", metadata={
+        "help": "output folder; rerunning with the same folder resumes"})
+    groups: str = field(default="", metadata={
+        "help": "comma-separated env groups of the data to play (default: all)"})
+    mode: str = field(default="multi", metadata={
+        "help": "multi: the group's protocol; single: one turn with uniform frames",
+        "choices": MODES})
+    frames: int | None = field(default=None, metadata={
+        "help": "single mode: uniform frames shown (default: the group's initial_frames)"})
+    protocol: str = field(default="retrieve", metadata={
+        "help": "protocol a samples file is played with in multi mode"})
+    split: str = field(default="test", metadata={
+        "help": "split a samples file plays when its samples carry extra.split"})
+    set: list[str] = field(default_factory=list, metadata={
+        "help": "KEY=VALUE env group settings replacing the data's (e.g. max_pixels=50176 "
+                "pool_max_frames=32)"})
+    backend: str = field(default="hf", metadata={
+        "help": "policy engine", "choices": tuple(list_policy_backends())})
+    device: str = field(default="cpu", metadata={"help": "where the policy runs",
+                                                 "choices": DEVICES})
+    gpus: int = field(default=1, metadata={
+        "help": "data-parallel workers, one per GPU (with --device cpu: CPU processes)"})
+    cpu_threads: int | None = field(default=None, metadata={
+        "help": "--device cpu: torch threads per worker (default: torch's choice with one "
+                "worker, the cores split evenly with several)"})
+    batch_size: int = field(default=8, metadata={"help": "episodes played at once per worker"})
+    max_new_tokens: int = field(default=256, metadata={"help": "tokens per turn at most"})
+    temperature: float = field(default=0.0, metadata={"help": "0 is greedy"})
+    seed: int = field(default=0, metadata={"help": "sampling seed (temperature > 0)"})
+    limit: int | None = field(default=None, metadata={"help": "play only the first N rows"})
+    server: str = field(default="", metadata={
+        "help": "env server URL (default: start one in this process)"})
+    env_workers: int = field(default=4, metadata={
+        "help": "threads stepping envs in the in-process server"})
+
+    def __post_init__(self) -> None:
+        for key in ("gpus", "batch_size", "max_new_tokens", "env_workers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got "
+                                 f"{getattr(self, key)}")
+        for key in ("frames", "limit", "cpu_threads"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"--{key} must be >= 1, got {getattr(self, key)}")
+        if self.temperature < 0:
+            raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+
+    def group_names(self) -> list[str]:
+        return [name.strip() for name in self.groups.split(",") if name.strip()]
+
+    def identity(self) -> dict[str, Any]:
+        """The settings the numbers depend on (a resumed run must keep them)."""
+        return {"model": str(Path(self.model).expanduser().resolve()),
+                "data": str(Path(self.data).resolve()), "mode": self.mode,
+                "frames": self.frames, "protocol": self.protocol, "split": self.split,
+                "set": parse_overrides(self.set),
+                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                "seed": self.seed}
+
+
+def run(config: EvalConfig) -> dict[str, Any]:
+    """Play the rows not yet in OUT/results.jsonl, then write the summary and plots."""
+    rows = load_rows(config.data, config.mode, config.frames, config.protocol, config.split,
+                     parse_overrides(config.set), config.group_names())
+    rows = rows[:config.limit]
+    out = Path(config.out)
+    check_run(out, config.identity())
+    results_path = out / RESULTS_FILE
+    done = {r["id"] for r in read_results(results_path)}
+    pending = [row for row in rows if row.id not in done]
+    if pending:
+        _play_pending(config, pending, results_path, len(rows))
+    wanted = {row.id for row in rows}
+    results = list({r["id"]: r for r in reversed(read_results(results_path))
+                    if r["id"] in wanted}.values())
+    summary = summarize(results)
+    write_report(out, summary, config.identity())
+    return summary
+
+
+def _play_pending(config: EvalConfig, pending: list[EvalRow], results_path: Path,
+                  total: int) -> None:
+    """Play `pending` in this process or over `config.gpus` workers, appending results."""
+    with env_server(config.server, config.env_workers) as url, \
+            ResultsWriter(results_path) as writer, \
+            _progress(total, total - len(pending)) as progress:
+        def emit(result: dict[str, Any]) -> None:
+            writer.write(result)
+            progress(result)
+
+        if config.gpus == 1:
+            play_shard(config, pending, url, emit)
+        else:
+            shards = [shard for shard in shard_rows(pending, config.gpus) if shard]
+            run_workers(play_shard, config, shards, url, emit, config.device, config.cpu_threads)
+
+
+def play_shard(config: EvalConfig, rows: list[EvalRow], server_url: str, emit: Emit) -> None:
+    """Load the policy and play `rows` in batches against the server at `server_url`."""
+    from vagen.server.client import EnvClient
+
+    if config.device == "cpu" and config.cpu_threads and config.gpus == 1:
+        import torch
+
+        torch.set_num_threads(config.cpu_threads)
+    policy, codec = load_policy(config.backend, config.model, config.device)
+    with EnvClient(server_url) as client:
+        play_rows(rows, policy, codec, client, config, emit)
+
+
+def play_rows(rows: list[EvalRow], policy: Any, codec: Any, client: Any, config: EvalConfig,
+              emit: Emit) -> None:
+    """Play rows in batches of one group config each, reusing the batch's envs."""
+    from vagen.rollout.backends.base import SamplingParams
+    from vagen.rollout.manager import RolloutConfig, RolloutManager
+
+    sampling = SamplingParams(max_new_tokens=config.max_new_tokens,
+                              temperature=config.temperature,
+                              seed=config.seed if config.temperature > 0 else None)
+    lookup = SampleLookup()
+    slots = EnvSlots(client)
+    for batch in batches(rows, config.batch_size):
+        group = batch[0].config
+        rollout = RolloutConfig(max_turns=group["max_turns"], window=context_window(group),
+                                sampling=sampling)
+        manager = RolloutManager(policy, codec, client, rollout)
+        trajectories = manager.run(slots.take(group, len(batch)), [row.seed for row in batch])
+        for row, trajectory in zip(batch, trajectories, strict=True):
+            emit(episode_result(row, trajectory, lookup))
+
+
+def context_window(group: dict[str, Any]) -> int | None:
+    """User turns whose frames stay in the context: the group's `window` for retrieve (as
+    Video-MTR), every turn for the protocols whose answers build on earlier frames."""
+    return group["window"] if group["protocol"] == "retrieve" else None
+
+
+def batches(rows: list[EvalRow], size: int) -> Iterator[list[EvalRow]]:
+    """Rows in chunks of at most `size` sharing one group config (first-seen order)."""
+    by_config: dict[str, list[EvalRow]] = {}
+    for row in rows:
+        by_config.setdefault(json.dumps(row.config, sort_keys=True), []).append(row)
+    for group in by_config.values():
+        for start in range(0, len(group), size):
+            yield group[start:start + size]
+
+
+class EnvSlots:
+    """Env ids on the server per group config: created on first need, reused (reset with
+    new seeds) by later batches, closed when the client closes."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.prefix = f"eval-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._ids: dict[str, list[str]] = {}
+
+    def take(self, config: dict[str, Any], count: int) -> list[str]:
+        from vagen.server.service import EnvSpec
+
+        key = json.dumps(config, sort_keys=True)
+        index = list(self._ids).index(key) if key in self._ids else len(self._ids)
+        ids = self._ids.setdefault(key, [])
+        new = [f"{self.prefix}-g{index}-{k}" for k in range(len(ids), count)]
+        if new:
+            self.client.create({env_id: EnvSpec(env=config["env"], config=config)
+                                for env_id in new})
+            ids.extend(new)
+        return ids[:count]
+
+
+def episode_result(row: EvalRow, trajectory: Any, lookup: SampleLookup) -> dict[str, Any]:
+    """One line of results.jsonl: the row, its sample's labels, the metrics and responses."""
+    sample = lookup.sample(row)
+    infos = [turn.info for turn in trajectory.turns]
+    played = infos[-1].get("sample_id") if infos else None
+    if played not in (None, sample.id):
+        raise EvalError(f"episode {row.id}: the server played sample '{played}' but this "
+                        f"process maps it to '{sample.id}'; do both read the same "
+                        f"{row.config['data']}?")
+    durations = lookup.durations(sample)
+    widths = frame_widths(durations, row.config["pool_fps"], row.config["pool_max_frames"])
+    responses = [turn.response for turn in trajectory.turns]
+    return {"id": row.id, "group": row.group, "seed": row.seed, "sample_id": sample.id,
+            "protocol": row.config["protocol"], "source": sample.source,
+            "category": sample.category,
+            "duration_s": sample.duration_s if sample.duration_s is not None else sum(durations),
+            "answer_type": sample.answer_type, "answer": sample.answer,
+            **score_episode(sample, responses, infos, widths),
+            "reward": trajectory.reward, "terminated": trajectory.terminated,
+            "responses": responses}
+
+
+@contextmanager
+def env_server(url: str, workers: int) -> Iterator[str]:
+    """The server at `url`, checked to answer; or, without a URL, a real HTTP env server on a
+    free 127.0.0.1 port in this process for the duration of the block."""
+    from vagen.server.client import EnvClient, EnvServerError
+
+    if url:
+        with EnvClient(url, retries=1) as client:
+            try:
+                client.health()
+            except EnvServerError as err:
+                raise EvalError(f"no env server answers at {url} ({err}); start one with "
+                                   "`vagen server --port PORT` or drop --server") from err
+        yield url
+        return
+    from vagen.server.app import BackgroundServer, create_app
+    from vagen.server.service import EnvService
+
+    service = EnvService(None, workers)
+    server = BackgroundServer(create_app(service), threads=workers + 4)
+    try:
+        yield server.url
+    finally:
+        try:
+            server.stop()
+        finally:
+            service.shutdown()
+
+
+@contextmanager
+def _progress(total: int, done: int) -> Iterator[Emit]:
+    """A tqdm bar over episodes with the running accuracy of this run's episodes."""
+    from tqdm import tqdm
+
+    seen = {"n": 0, "correct": 0}
+    with tqdm(total=total, initial=done, desc="eval", unit="episode") as bar:
+        def update(result: dict[str, Any]) -> None:
+            seen["n"] += 1
+            seen["correct"] += bool(result["correct"])
+            bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.3f}", refresh=False)
+            bar.update(1)
+
+        yield update
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Flags from EvalConfig's fields, so the dataclass stays the one source of defaults."""
+    parser = argparse.ArgumentParser(prog="vagen eval", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    types = {"str": str, "int": int, "float": float, "int | None": int, "list[str]": str}
+    for f in fields(EvalConfig):
+        meta = f.metadata
+        many = f.type == "list[str]"
+        default = [] if many else f.default
+        shown = f" (default: {default})" if default not in (None, "", []) else ""
+        parser.add_argument("--" + f.name.replace("_", "-"), type=types[f.type],
+                            nargs="+" if many else None, metavar="KEY=VALUE" if many else None,
+                            default=default, required=meta.get("required", False),
+                            choices=meta.get("choices"), help=meta["help"] + shown)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`vagen eval --model DIR --data FILE [--out DIR] [--mode multi|single] ...`."""
+    from vagen.env.video_qa import ConfigError
+    from vagen.server.client import EnvServerError
+
+    args = _parser().parse_args(argv)
+    try:
+        config = EvalConfig(**vars(args))
+        summary = run(config)
+    except (ValueError, FileNotFoundError, EnvServerError, WorkerError, EvalError) as err:
+        known = (RowsError, PolicyError, ResultsError, ConfigError, EvalError)
+        kind = "" if isinstance(err, known) else f"{type(err).__name__}: "
+        print(f"vagen eval: error: {kind}{err}", file=sys.stderr)
+        return 2
+    print(markdown({"overall": summary["overall"]}))
+    print(f"results, summary and plots in {config.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
