@@ -9,6 +9,7 @@ from typing import Any
 PROTOCOLS = ("retrieve", "query", "timestamps", "single")
 RETRIEVE_UNITS = ("index", "seconds")
 INVALID_REWARDS = ("penalty", "format")
+ORACLE_SPANS = ("relevant", "carrier")
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,10 @@ class VideoQAConfig:
     invalid_reward: str = _help("penalty", "what a malformed action earns: penalty "
                                            "(format_penalty) | format (the weighted format "
                                            "reward of its text)")
+    oracle_spans: str = _help("relevant", "what oracle_action() asks for: relevant (the "
+                                          "annotated spans) | carrier (the opening frames "
+                                          "that show extra.carrier_spans, widened by 2 "
+                                          "frames: a learnable expert for SFT warm starts)")
     rewards: dict[str, float] = _help({"choice": 1.0, "format": 0.1},
                                       "reward name -> weight for the answer turn "
                                       "(vagen.rewards names)")
@@ -91,7 +96,8 @@ class VideoQAConfig:
 
     def _check_values(self) -> None:
         for key, choices in (("protocol", PROTOCOLS), ("retrieve_units", RETRIEVE_UNITS),
-                             ("invalid_reward", INVALID_REWARDS)):
+                             ("invalid_reward", INVALID_REWARDS),
+                             ("oracle_spans", ORACLE_SPANS)):
             if getattr(self, key) not in choices:
                 self._fail(key, f"is {getattr(self, key)!r}; use one of {', '.join(choices)}")
         for key in ("max_turns", "initial_frames", "frames_per_turn", "window",

@@ -107,13 +107,19 @@ class VideoQAEnv:
         return self._request(episode, action)
 
     def oracle_action(self) -> str:
-        """What an expert writes now: ask once for the relevant spans, then answer."""
+        """What an expert writes now: ask once for the relevant spans (or the carriers,
+        with `oracle_spans: carrier`), then answer."""
         episode = self._active_episode()
         num_videos = episode.layout.num_videos
-        if (episode.spans and not episode.requested and self.config.protocol != "single"
+        spans = episode.spans
+        carriers = episode.sample.extra.get("carrier_spans")
+        if self.config.oracle_spans == "carrier" and carriers:
+            spans = [located_span(span, episode.pools[span[2]], episode.seen_indices[span[2]])
+                     for span in evidence_spans(episode.sample, episode.pools, carriers)]
+        if (spans and not episode.requested and self.config.protocol != "single"
                 and episode.turn + 1 < self.config.max_turns):
-            return (oracle_think_request(episode.spans, num_videos)
-                    + request_text(self.config.protocol, episode.spans, episode.pools,
+            return (oracle_think_request(spans, num_videos)
+                    + request_text(self.config.protocol, spans, episode.pools,
                                    self.config.frames_per_turn, self.config.retrieve_units))
         return oracle_answer(episode.sample, episode.spans, num_videos)
 
@@ -185,6 +191,18 @@ class VideoQAEnv:
                 "correct": correct, "error": action.error, "reward_parts": parts,
                 "seen_times": list(episode.seen_times),
                 "seen_video_ids": list(episode.seen_video_ids), "sample_id": episode.sample.id}
+
+
+def located_span(carrier: Span, pool: FramePool, seen: set[int], margin: int = 2) -> Span:
+    """What an expert who only saw the opening frames would ask for: the seen frames that
+    show the carrier, widened by `margin` pool frames each side (the carrier's own span when
+    no seen frame shows it)."""
+    start, end, video = carrier
+    inside = [i for i in sorted(seen) if start <= pool.timestamps[i] <= end]
+    if not inside:
+        return carrier
+    lo, hi = max(0, inside[0] - margin), min(len(pool) - 1, inside[-1] + margin)
+    return float(pool.timestamps[lo]), float(pool.timestamps[hi]), video
 
 
 @register_env("video_qa")

@@ -16,11 +16,12 @@ from vagen.video.pool import FramePool
 Span = tuple[float, float, int]  # start_s, end_s, video
 
 
-def evidence_spans(sample: Sample, pools: Sequence[FramePool]) -> list[Span]:
-    """Per video with relevant spans, their hull as (start, end, video), clipped to the
-    video's duration; in video order."""
+def evidence_spans(sample: Sample, pools: Sequence[FramePool],
+                   spans: Sequence[Sequence[float]] | None = None) -> list[Span]:
+    """Per video with relevant spans (or the given `spans`, same layout), their hull as
+    (start, end, video), clipped to the video's duration; in video order."""
     hulls: dict[int, tuple[float, float]] = {}
-    for span in sample.relevant_spans or []:
+    for span in (sample.relevant_spans or []) if spans is None else spans:
         video = int(span[2]) if len(span) == 3 else 0
         duration = math.floor(pools[video].duration_s * 100) / 100  # survives "%.2f"
         start, end = (min(max(float(t), 0.0), duration) for t in span[:2])

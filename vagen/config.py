@@ -1,0 +1,106 @@
+"""YAML configs onto dataclasses: the dataclasses are the one source of defaults and help
+texts; a YAML file and `key=value` overrides (OmegaConf dot-list syntax) only change values.
+Unknown keys and wrong types fail with the full dotted key named."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigKeyError(ValueError):
+    """A config key that does not exist or holds the wrong type; names the dotted key."""
+
+
+def load_config(cls: type[T], path: str | Path | None = None,
+                overrides: list[str] | None = None) -> T:
+    """Build `cls` from a YAML file (optional) with `a.b=value` overrides applied on top."""
+    from omegaconf import OmegaConf
+
+    merged = OmegaConf.create({})
+    if path is not None:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"config file not found: {path}")
+        merged = OmegaConf.merge(merged, OmegaConf.load(path))
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigKeyError(f"override '{item}' is not key=value (e.g. optim.lr=1e-5)")
+    if overrides:
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    return from_dict(cls, OmegaConf.to_container(merged, resolve=True) or {})
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Recursively build dataclass `cls` from plain data; errors name the dotted key."""
+    if not isinstance(data, dict):
+        raise ConfigKeyError(f"'{prefix.rstrip('.') or cls.__name__}' must be a mapping, "
+                             f"got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigKeyError(f"unknown config key '{prefix}{unknown[0]}'; valid keys under "
+                             f"'{prefix.rstrip('.') or 'the top level'}': {', '.join(known)}")
+    kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        where = f" (in '{prefix.rstrip('.')}')" if prefix else ""
+        raise ConfigKeyError(f"{err}{where}") from err
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigKeyError as err:
+                errors.append(str(err))
+        raise ConfigKeyError(errors[0])
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{key}.")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigKeyError(f"config key '{key}' must be a list, got {value!r}")
+        item = args[0] if args else Any
+        items = [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigKeyError(f"config key '{key}' must be a mapping, got {value!r}")
+        return {k: _coerce(args[1] if args else Any, v, f"{key}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigKeyError(f"config key '{key}' must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigKeyError(f"config key '{key}' must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigKeyError(f"config key '{key}' must be a number, got {value!r}") from None
+        if hint is int:
+            if not number.is_integer():
+                raise ConfigKeyError(f"config key '{key}' must be an integer, got {value!r}")
+            return int(number)
+        return number
+    if hint is str:
+        if isinstance(value, dict | list):
+            raise ConfigKeyError(f"config key '{key}' must be a string, got {value!r}")
+        return str(value)
+    return value

@@ -1,0 +1,153 @@
+"""The trainable policy: a Qwen-VL checkpoint from a local path, which parts train, LoRA,
+the reference policy for KL, and PPO's value head."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vagen.rollout.tokens import ChatCodec
+
+# Parameter-name prefixes of the three parts Qwen-VL recipes switch on and off.
+PARTS = {
+    "tune_mm_vision": ("model.visual.blocks", "model.visual.patch_embed"),
+    "tune_mm_mlp": ("model.visual.merger",),
+    "tune_mm_llm": ("model.language_model", "lm_head"),
+}
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class ModelConfig:
+    """Which checkpoint and which of its parts train."""
+
+    path: str = field(default="", metadata={
+        "help": "local folder saved with save_pretrained (model, tokenizer, processor)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16"})
+    tune_mm_llm: bool = field(default=True, metadata={"help": "train the language model"})
+    tune_mm_vision: bool = field(default=False, metadata={"help": "train the vision tower"})
+    tune_mm_mlp: bool = field(default=True, metadata={"help": "train the vision-language merger"})
+    lora_rank: int = field(default=0, metadata={"help": "LoRA rank on the language model; 0 = "
+                                                        "full fine-tuning"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for "
+                                                                          "memory"})
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"model.dtype is {self.dtype!r}; use float32, bfloat16 or float16")
+        if self.lora_rank < 0:
+            raise ValueError(f"model.lora_rank is {self.lora_rank}; use 0 (off) or a rank > 0")
+        if not (self.tune_mm_llm or self.tune_mm_vision or self.tune_mm_mlp):
+            raise ValueError("model.tune_mm_llm, tune_mm_vision and tune_mm_mlp are all false: "
+                             "nothing would train; switch one on")
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+class ValueHead(torch.nn.Module):
+    """PPO's critic: a linear read-out of the policy's last hidden state, `(bs, L)`."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.zeros_(self.linear.weight)
+        torch.nn.init.zeros_(self.linear.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden.float()).squeeze(-1)
+
+
+class Policy:
+    """Model + processor + codec, with `reference()` giving the frozen reference policy."""
+
+    def __init__(self, config: ModelConfig, with_value_head: bool = False,
+                 with_reference: bool = False) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        path = Path(config.path)
+        if not config.path or not path.is_dir():
+            raise FileNotFoundError(f"model.path {config.path!r} is not a folder; give a local "
+                                    "checkpoint saved with save_pretrained (the quick start "
+                                    "builds one with vagen.testing.tiny_model_dir)")
+        self.config = config
+        self.device = config.resolved_device()
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.codec = ChatCodec(self.processor)
+        dtype = getattr(torch, config.dtype)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        self._ref_model = None
+        if with_reference and config.lora_rank == 0:
+            self._ref_model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+            self._ref_model.to(self.device).eval().requires_grad_(False)
+        self.model = self._trainable(model).to(self.device)
+        if config.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.value_head = None
+        if with_value_head:
+            self.value_head = ValueHead(self.text_hidden_size).to(self.device)
+
+    @property
+    def text_hidden_size(self) -> int:
+        cfg = self.model.config
+        return getattr(cfg, "text_config", cfg).hidden_size
+
+    @property
+    def rope_index(self) -> Any:
+        """The model's own mrope position function (`get_rope_index`)."""
+        inner = self.model
+        while not hasattr(inner, "get_rope_index"):
+            inner = inner.model if hasattr(inner, "model") else inner.base_model
+        return inner.get_rope_index
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.value_head is not None:
+            params += list(self.value_head.parameters())
+        return params
+
+    def reference(self) -> AbstractContextManager[Any]:
+        """Context giving the reference model: the adapter disabled under LoRA, else the
+        frozen copy loaded at start."""
+        if self.config.lora_rank > 0:
+            return self.model.disable_adapter()
+        if self._ref_model is None:
+            raise RuntimeError("no reference policy was loaded (with_reference=False)")
+        return nullcontext(self._ref_model)
+
+    def save(self, folder: Path) -> None:
+        """A folder that loads back like the original checkpoint (LoRA merged)."""
+        import copy
+
+        model = self.model
+        if self.config.lora_rank > 0:
+            model = copy.deepcopy(self.model).merge_and_unload()
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def _trainable(self, model: Any) -> Any:
+        for name, param in model.named_parameters():
+            param.requires_grad_(any(name.startswith(prefix)
+                                     for key, prefixes in PARTS.items()
+                                     if getattr(self.config, key) for prefix in prefixes))
+        if self.config.lora_rank == 0:
+            return model
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=self.config.lora_rank, lora_alpha=self.config.lora_alpha,
+                          target_modules=r".*language_model.*\.(" + "|".join(LORA_TARGETS) + ")")
+        peft_model = get_peft_model(model, lora)
+        # peft freezes everything but the adapter; keep the merger/vision switches.
+        for name, param in peft_model.named_parameters():
+            if any(f".{prefix}." in f".{name}" for key, prefixes in PARTS.items()
+                   if key != "tune_mm_llm" and getattr(self.config, key) for prefix in prefixes):
+                param.requires_grad_(True)
+        return peft_model
