@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Score a checkpoint: start an env server on a free 127.0.0.1 port, wait for /health, run
+# `vagen eval` against it, and stop the server on exit (also on Ctrl-C or an error).
+#
+#   bash vagen/eval/run_eval.sh --model CKPT [--data test.parquet]      # 4 GPUs, vLLM
+#   bash vagen/eval/run_eval.sh --device cpu                            # tiny model, synthetic
+#
+# Options (anything else goes to `vagen eval`, e.g. --mode single --frames 16 --groups g1,g2):
+#   --model DIR      checkpoint folder (default on cpu: the tiny test model, built offline)
+#   --data FILE      env parquet or samples file (default: the synthetic test split, written
+#                    to OUT/data by `vagen data create` from --config)
+#   --config FILE    env config for the default data (default: ./env_config.yaml, else the
+#                    one in this checkout); its data paths are relative to the current folder
+#   --n N            default data: episodes per env group (default: all; 10 on cpu)
+#   --out DIR        results folder; rerun with it to resume (default: runs/eval/<device>-<mode>)
+#   --device D       cuda (default) or cpu
+#   --gpus N         data-parallel workers, one per GPU (default 4; 1 on cpu)
+#   --backend B      vllm (default on cuda) or hf (default on cpu)
+#   --env-workers N  threads stepping envs in the server (default 8)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY=${PYTHON:-python3}
+
+MODEL="" DATA="" CONFIG="" N="" OUT="" DEVICE=cuda GPUS="" BACKEND="" ENV_WORKERS=8 MODE=multi
+PASS=()
+need_value() { [ "$#" -ge 2 ] || { echo "run_eval.sh: $1 needs a value" >&2; exit 2; }; }
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --model|--data|--config|--n|--out|--device|--gpus|--backend|--env-workers) need_value "$@" ;;
+  esac
+  case "$1" in
+    --model) MODEL=$2; shift 2 ;;
+    --data) DATA=$2; shift 2 ;;
+    --config) CONFIG=$2; shift 2 ;;
+    --n) N=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    --gpus) GPUS=$2; shift 2 ;;
+    --backend) BACKEND=$2; shift 2 ;;
+    --env-workers) ENV_WORKERS=$2; shift 2 ;;
+    --mode) need_value "$@"; MODE=$2; PASS+=("$1" "$2"); shift 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' \
+                 "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) PASS+=("$1"); shift ;;
+  esac
+done
+
+case "$DEVICE" in
+  cuda) GPUS=${GPUS:-4}; BACKEND=${BACKEND:-vllm}; DEFAULTS=() ;;
+  # The tiny model never stops on its own: short turns keep a CPU run to minutes.
+  cpu) GPUS=${GPUS:-1}; BACKEND=${BACKEND:-hf}; N=${N:-10}
+       DEFAULTS=(--max-new-tokens 32) ;;
+  *) echo "run_eval.sh: --device must be cuda or cpu, got '$DEVICE'" >&2; exit 2 ;;
+esac
+OUT=${OUT:-runs/eval/$DEVICE-$MODE}
+
+if [ -z "$MODEL" ]; then
+  if [ "$DEVICE" != cpu ]; then
+    echo "run_eval.sh: give --model CHECKPOINT_DIR (only --device cpu defaults to the tiny model)" >&2
+    exit 2
+  fi
+  MODEL=$("$PY" -c "from vagen.testing.tiny_model import tiny_model_dir; print(tiny_model_dir())")
+  echo "[run_eval] model: tiny test model at $MODEL"
+fi
+mkdir -p "$OUT"
+
+if [ -z "$DATA" ]; then
+  if [ -z "$CONFIG" ]; then
+    CONFIG=env_config.yaml
+    [ -f "$CONFIG" ] || CONFIG="$HERE/../../env_config.yaml"
+  fi
+  [ -f "$CONFIG" ] || { echo "run_eval.sh: env config '$CONFIG' not found; give --config or --data" >&2; exit 2; }
+  echo "[run_eval] data: test split of $CONFIG${N:+ ($N episodes per group)} -> $OUT/data"
+  "$PY" -m vagen data create --config "$CONFIG" --out "$OUT/data" ${N:+"n=$N"}
+  DATA="$OUT/data/test.parquet"
+fi
+
+PORT=$("$PY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+URL="http://127.0.0.1:$PORT"
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    echo "[run_eval] env server stopped"
+  fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+"$PY" -m vagen server --host 127.0.0.1 --port "$PORT" --workers "$ENV_WORKERS" \
+  >"$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+echo "[run_eval] env server at $URL (pid $SERVER_PID, log $OUT/server.log)"
+for _ in $(seq 1 240); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "run_eval.sh: the env server exited; its log:" >&2
+    cat "$OUT/server.log" >&2
+    exit 1
+  fi
+  if "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+      "$URL/health" 2>/dev/null; then
+    break
+  fi
+  sleep 0.5
+done
+"$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+  "$URL/health" 2>/dev/null || { echo "run_eval.sh: no answer from $URL/health after 120 s" >&2; exit 1; }
+
+"$PY" -m vagen eval --model "$MODEL" --data "$DATA" --out "$OUT" --server "$URL" \
+  --device "$DEVICE" --backend "$BACKEND" --gpus "$GPUS" \
+  ${DEFAULTS[@]+"${DEFAULTS[@]}"} ${PASS[@]+"${PASS[@]}"}
