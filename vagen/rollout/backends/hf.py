@@ -39,6 +39,8 @@ class HFBackend:
             temperature=None if greedy else sampling.temperature,
             top_p=None if greedy else sampling.top_p,
             top_k=None,
+            # a checkpoint's own sampling defaults (Qwen2.5-VL-Instruct: 1.05) must not leak in
+            repetition_penalty=1.0,
             suppress_tokens=self.codec.suppressed_ids,
             eos_token_id=sorted(self.eos_ids),
             pad_token_id=self.codec.pad_id,
@@ -67,7 +69,8 @@ class HFBackend:
             piece = self.codec.tokenizer.decode([token])
             if any(stop[-1] in piece for stop in stops):
                 text = self.codec.tokenizer.decode(ids[: i + 1])
-                if any(text.endswith(stop) for stop in stops):
+                # `in`, not `endswith`: generate also stops on a token that runs past the stop
+                if any(stop in text for stop in stops):
                     return i + 1
         return len(ids)
 
