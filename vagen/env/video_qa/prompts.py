@@ -47,7 +47,7 @@ PROTOCOL_TEXTS = {
 
 
 def system_prompt(config: VideoQAConfig) -> str:
-    """The rules of `config.protocol` and one worked example."""
+    """The rules of `config.protocol` and (with `config.prompt_example`) a worked example."""
     proto = PROTOCOL_TEXTS.get(config.protocol)
     values = {"frames_per_turn": config.frames_per_turn,
               "units_name": "times in seconds" if config.retrieve_units == "seconds"
@@ -66,10 +66,12 @@ def system_prompt(config: VideoQAConfig) -> str:
              "With several videos (numbered from 1) each frame is labelled with its video and "
              "the frames are shared among the videos."
              + ("" if proto is None else " To look at one video, name it: "
-                + proto.video_example.format(**values)),
-             "", "Example, for a 60 s video:",
-             "User: Question: What colour did the square turn?\nOptions:\nA. red\nB. yellow\n"
-             "C. blue\nD. green\n[frames]"]
+                + proto.video_example.format(**values))]
+    if not config.prompt_example:
+        return "\n".join(lines)
+    lines += ["", "Example, for a 60 s video:",
+              "User: Question: What colour did the square turn?\nOptions:\nA. red\nB. yellow\n"
+              "C. blue\nD. green\n[frames]"]
     if proto is not None:
         lines += ["Assistant: <think>The square is in the frames from 24 s to 31 s, but none "
                   "shows it change colour. I will look at those frames.</think>"
