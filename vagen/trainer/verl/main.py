@@ -4,7 +4,8 @@ The config is verl's Hydra `ppo_trainer` with two layers on top, in this order:
 1. `vagen_defaults`, generated here from vagen's dataclasses (advantage, loss, sampling and
    agent defaults; how verl reaches our agent loop, estimators and reward) - one source of
    defaults, no second hand-kept copy;
-2. `config/<name>.yaml`: what a run sets (Video-MTR's hyper-parameters);
+2. `config/common.yaml` then `config/<name>.yaml`: what the runs set (Video-MTR's
+   hyper-parameters);
 then the command-line overrides. Keys our YAML sets must exist in verl's config or in the
 generated layer, so a misspelt key fails with its name instead of being silently added.
 
@@ -13,7 +14,9 @@ generated layer, so a misspelt key fails with its name instead of being silently
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,40 +70,52 @@ def generated_defaults() -> dict[str, Any]:
     }
 
 
-def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-    """verl's config + generated defaults + `config/<config_name>.yaml` + overrides."""
-    if config_name not in CONFIG_NAMES:
-        raise ValueError(f"unknown config '{config_name}'; choose from {', '.join(CONFIG_NAMES)}")
+def compose_config(config_name: str, overrides: list[str] | None = None,
+                   config_dir: Path = CONFIG_DIR) -> DictConfig:
+    """verl's config + generated defaults + `<config_dir>/<config_name>.yaml` (which lists
+    `common.yaml` first) + overrides."""
+    if not (config_dir / f"{config_name}.yaml").is_file():
+        raise ValueError(f"unknown config '{config_name}' in {config_dir}; choose from "
+                         f"{', '.join(CONFIG_NAMES)}")
     ConfigStore.instance().store(name=GENERATED_NODE, node=generated_defaults())
-    check_keys(config_name)
+    check_keys(config_dir / f"{config_name}.yaml")
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             return compose(config_name=config_name, overrides=list(overrides or []))
     finally:
         GlobalHydra.instance().clear()
 
 
-def check_keys(config_name: str) -> None:
-    """Every key `config/<config_name>.yaml` sets must exist in verl's config or the
-    generated layer; else a ValueError naming the key and its nearest valid spelling."""
+def check_keys(path: Path) -> None:
+    """Every key the YAML at `path` (and the YAMLs of its folder it lists in `defaults`)
+    sets must exist in verl's config or the generated layer; else a ValueError naming the key
+    and its nearest valid spelling."""
+    known = _known_keys()
+    ours = OmegaConf.to_container(OmegaConf.load(path))
+    for name in ours.pop("defaults", []):
+        if isinstance(name, str) and (path.parent / f"{name}.yaml").is_file():
+            check_keys(path.parent / f"{name}.yaml")
+    ours.pop("hydra", None)
+    for key in _key_paths(ours):
+        if key not in known and not key.startswith(OPEN_MAPPINGS):
+            near = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ValueError(f"{path.name}: key '{key}' is not in verl 0.9.1's config nor "
+                             f"vagen's{hint}")
+
+
+@functools.cache
+def _known_keys() -> frozenset[str]:
+    """Key paths of verl's `ppo_trainer` config and of the generated layer."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module("verl.trainer.config", version_base=None):
             base = compose(config_name="ppo_trainer")
     finally:
         GlobalHydra.instance().clear()
-    known = set(_key_paths(OmegaConf.to_container(base, resolve=False)))
-    known |= set(_key_paths(generated_defaults()))
-    ours = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / f"{config_name}.yaml"))
-    ours.pop("defaults", None)
-    ours.pop("hydra", None)
-    for key in _key_paths(ours):
-        if key not in known and not key.startswith(OPEN_MAPPINGS):
-            near = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            raise ValueError(f"{config_name}.yaml: key '{key}' is not in verl 0.9.1's config "
-                             f"nor vagen's{hint}")
+    return frozenset(_key_paths(OmegaConf.to_container(base, resolve=False))
+                     + _key_paths(generated_defaults()))
 
 
 def _key_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
               "reads the model's config) was skipped", file=sys.stderr)
     if not args.dry_run:
         auto_set_device(config)
-    check_config(config, load_model)
+    with contextlib.redirect_stdout(sys.stderr):  # verl's checks print; stdout is the config
+        check_config(config, load_model)
     if args.dry_run:
         print(OmegaConf.to_yaml(config, resolve=True))
         return 0

@@ -1,0 +1,86 @@
+"""vagen's estimators in verl's registry, called as verl's trainer calls them, on
+hand-computed examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+from verl.protocol import DataProto
+from verl.trainer.ppo import core_algos, ray_trainer
+
+from vagen.trainer.advantages import AdvantageConfig
+from vagen.trainer.verl.advantages import (
+    ESTIMATORS,
+    advantage_config,
+    compute_advantage,
+    install,
+    register_estimators,
+)
+
+# Two rollouts of one prompt. A: two turns (rewards 0.5, then 1) with env tokens between;
+# B: one turn (reward 0.5). Each turn's reward is on its last policy token.
+MASK = torch.tensor([[1, 1, 0, 0, 1, 0], [1, 1, 1, 0, 0, 0]])
+REWARDS = torch.tensor([[0, 0.5, 0, 0, 1, 0], [0, 0, 0.5, 0, 0, 0]])
+UIDS = np.array(["p", "p"], dtype=object)
+
+
+def batch(**tensors: torch.Tensor) -> DataProto:
+    data = {"token_level_rewards": REWARDS, "response_mask": MASK, **tensors}
+    return DataProto(batch=TensorDict(data, batch_size=2), non_tensor_batch={"uid": UIDS})
+
+
+def test_registration_is_idempotent_and_uses_the_wrappers():
+    register_estimators()
+    register_estimators()
+    for name, fn in ESTIMATORS.items():
+        assert core_algos.get_adv_estimator_fn(name) is fn
+
+
+def test_verl_algorithm_keys_map_to_advantage_config():
+    config = advantage_config({"gamma": 0.9, "lam": 0.8, "norm_adv_by_std_in_grpo": False,
+                               "high_level_gamma": 0.5, "adv_estimator": "grpo_turn"})
+    assert (config.gamma, config.lam, config.norm_by_std, config.high_level_gamma) == \
+        (0.9, 0.8, False, 0.5)
+    assert advantage_config(None) == AdvantageConfig()
+
+
+def test_grpo_turn_compares_turns_at_the_same_position_in_the_group():
+    register_estimators()
+    advantages, returns = core_algos.get_adv_estimator_fn("grpo_turn")(
+        token_level_rewards=REWARDS, response_mask=MASK, index=UIDS,
+        config={"high_level_gamma": 1.0})
+    # Turn-1 returns 1.5 (A) and 0.5 (B): mean 1.0, unbiased std 0.7071 -> +-0.7071.
+    # A's turn 2 has no peer at its position -> 0.
+    a = 0.5 / np.sqrt(0.5)
+    np.testing.assert_allclose(advantages, [[a, a, 0, 0, 0, 0], [-a, -a, -a, 0, 0, 0]],
+                               atol=1e-5)
+    np.testing.assert_allclose(returns, [[1.5, 1.5, 0, 0, 1, 0], [0.5, 0.5, 0.5, 0, 0, 0]])
+
+
+def test_bi_level_gae_gets_the_critic_values_through_compute_advantage():
+    register_estimators()
+    values = torch.tensor([[0.1, 0.2, 0, 0, 0.3, 0], [0.1, 0.1, 0.1, 0, 0, 0]])
+    config = {"gamma": 1.0, "lam": 1.0, "high_level_gamma": 1.0, "whiten": False}
+    out = compute_advantage(batch(values=values), "bi_level_gae", config=config)
+    # A: turn GAE over rewards (0.5, 1) with turn values (0.2, 0.3): A1 = 1 - 0.3 = 0.7,
+    # A0 = 0.5 + 0.3 - 0.2 + 0.7 = 1.3; targets 1.5 and 1.0 sit on each turn's last token and
+    # token GAE runs inside each turn: 0 + 0.2 - 0.1 + 1.3 = 1.4, 1.5 - 0.2 = 1.3; 1.0 - 0.3.
+    assert out.batch["advantages"][0].tolist() == pytest.approx([1.4, 1.3, 0, 0, 0.7, 0])
+    assert out.batch["returns"][0].tolist() == pytest.approx([1.5, 1.5, 0, 0, 1.0, 0])
+    with pytest.raises(ValueError, match="critic.enable=true"):
+        compute_advantage(batch(), "bi_level_gae", config=config)
+
+
+def test_other_estimators_go_to_verl_unchanged():
+    ours = compute_advantage(batch(), "grpo", config={"norm_adv_by_std_in_grpo": True})
+    theirs = ray_trainer.compute_advantage(batch(), "grpo", config={})
+    assert torch.equal(ours.batch["advantages"], theirs.batch["advantages"])
+
+
+def test_install_routes_verls_trainer_through_ours(monkeypatch):
+    monkeypatch.setattr(ray_trainer, "compute_advantage", ray_trainer.compute_advantage)
+    install()
+    assert ray_trainer.compute_advantage is compute_advantage
+    assert core_algos.get_adv_estimator_fn("bi_level_gae") is ESTIMATORS["bi_level_gae"]

@@ -1,0 +1,101 @@
+"""Our configs composed with verl 0.9.1's Hydra config: every key resolves, verl's own
+`validate_config` accepts them, defaults come from vagen's dataclasses, Video-MTR's values
+are what the run sets, and wrong keys fail with their name."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from vagen.rollout.backends.base import DEFAULT_STOPS
+from vagen.rollout.manager import RolloutConfig
+from vagen.trainer.losses import PolicyLossConfig
+from vagen.trainer.verl.agent_loop import AGENT_NAME, VerlAgentConfig, VideoEnvAgentLoop
+from vagen.trainer.verl.main import CONFIG_DIR, check_config, compose_config
+
+
+@pytest.fixture(scope="module")
+def grpo_config(model_dir):
+    return compose_config("video_grpo", [f"actor_rollout_ref.model.path={model_dir}"])
+
+
+def test_every_key_resolves_and_verl_validates_both_configs(verl_config, grpo_config):
+    for config in (verl_config, grpo_config):
+        OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+        check_config(config)  # includes verl's validate_config (reads the tiny model)
+
+
+def test_video_mtr_hyper_parameters(verl_config):
+    c = verl_config
+    assert c.data.train_batch_size == 16
+    assert c.actor_rollout_ref.actor.optim.lr == 1e-6 and c.critic.optim.lr == 1e-5
+    assert c.algorithm.use_kl_in_reward and c.algorithm.kl_ctrl.kl_coef == 0.001
+    assert c.actor_rollout_ref.rollout.temperature == 0.7
+    assert c.trainer.total_training_steps == 500 and c.trainer.n_gpus_per_node == 8
+    assert c.algorithm.adv_estimator == "bi_level_gae" and c.critic.enable is True
+    assert c.algorithm.high_level_gamma == 1.0  # the released code's, not the default 0.95
+    assert c.trainer.use_v1 is False
+
+
+def test_defaults_come_from_vagens_dataclasses(verl_config):
+    loss = PolicyLossConfig()
+    actor = verl_config.actor_rollout_ref.actor
+    assert (actor.clip_ratio_low, actor.clip_ratio_high) == (loss.clip_ratio_low,
+                                                             loss.clip_ratio_high)
+    assert actor.loss_agg_mode == loss.loss_agg_mode and actor.kl_loss_type == "low_var_kl"
+    agent = VerlAgentConfig.from_dict(verl_config.vagen.agent)
+    assert agent.stop == list(DEFAULT_STOPS) and agent.max_turns == RolloutConfig().max_turns
+
+
+def test_grpo_variant(grpo_config, verl_config):
+    c = grpo_config
+    assert c.algorithm.adv_estimator == "grpo_turn" and c.critic.enable is False
+    assert c.actor_rollout_ref.rollout.n == 8 and c.actor_rollout_ref.actor.use_kl_loss
+    assert c.actor_rollout_ref.actor.kl_loss_coef == 0.001 and not c.algorithm.use_kl_in_reward
+    assert c.vagen.agent.max_tokens_per_turn == 512 and c.data.max_prompt_length == 4096
+
+
+def test_verl_finds_our_agent_loop_and_reward(verl_config):
+    agent = verl_config.actor_rollout_ref.rollout.agent
+    registry = OmegaConf.load(agent.agent_loop_config_path)
+    assert [entry.name for entry in registry] == [AGENT_NAME] == [agent.default_agent_loop]
+    assert get_class(registry[0]._target_) is VideoEnvAgentLoop
+    manager = get_class(agent.agent_loop_manager_class)
+    assert manager.__name__ == "VideoAgentLoopManager"
+    assert verl_config.reward.custom_reward_function.path == "pkg://vagen.trainer.verl.reward"
+
+
+def test_a_misspelt_key_in_our_yaml_fails_with_its_name(tmp_path: Path):
+    config_dir = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config_dir)
+    yaml = OmegaConf.load(config_dir / "common.yaml")  # video_ppo.yaml lists it
+    yaml.actor_rollout_ref.rollout.temprature = 0.5
+    OmegaConf.save(yaml, config_dir / "common.yaml")
+    with pytest.raises(ValueError, match=r"common.yaml: key 'actor_rollout_ref.rollout."
+                                         r"temprature'.*did you mean '.*rollout.temperature'"):
+        compose_config("video_ppo", config_dir=config_dir)
+
+
+def test_wrong_keys_on_the_command_line_fail_with_their_name(model_dir):
+    with pytest.raises(ConfigCompositionException, match="actor_rollout_ref.rollout.temprature"):
+        compose_config("video_ppo", ["actor_rollout_ref.rollout.temprature=0.5"])
+    with pytest.raises(ConfigCompositionException, match="vagen.agent.max_turn"):
+        compose_config("video_ppo", ["vagen.agent.max_turn=2"])
+    with pytest.raises(ValueError, match="unknown config 'video_pp'"):
+        compose_config("video_pp")
+
+
+def test_cross_key_checks_say_what_to_change(model_dir):
+    config = compose_config("video_ppo", [f"actor_rollout_ref.model.path={model_dir}",
+                                          "critic.enable=false"])
+    with pytest.raises(ValueError, match="bi_level_gae needs critic values; set critic.enable"):
+        check_config(config, load_model=False)
+    with pytest.raises(ValueError, match="vagen.agent: unknown key.*max_turn; valid keys"):
+        VerlAgentConfig.from_dict({"max_turn": 2})
+    with pytest.raises(ValueError, match="vagen.agent.env_servers is empty"):
+        VerlAgentConfig.from_dict({"env_servers": []})
