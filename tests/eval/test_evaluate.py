@@ -4,7 +4,6 @@ server (waitress on 127.0.0.1), in both modes, resumed, and sharded over worker 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import NUM_SAMPLES, SETTINGS
@@ -140,8 +139,14 @@ def test_batches_hold_one_group_config_each():
         ["a/0", "a/1"], ["a/2"], ["b/0", "b/1"]]
 
 
-def test_bad_flags_are_rejected_before_anything_runs(tmp_path, capsys):
+def test_bad_flags_are_rejected_before_anything_runs(tmp_path, model_path, samples_path,
+                                                     capsys):
     code = main(["--model", str(tmp_path), "--data", "x.jsonl", "--batch-size", "0"])
     assert code == 2
     assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
-    assert not Path("x.jsonl").exists()
+    out = tmp_path / "out"
+    code = main(["--model", str(model_path), "--data", str(samples_path), "--out", str(out),
+                 "--backend", "vllm"])
+    assert code == 2
+    assert "--backend vllm runs on GPUs only" in capsys.readouterr().err
+    assert not out.exists()

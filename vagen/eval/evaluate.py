@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from vagen.eval.metrics import frame_widths, score_episode, summarize
-from vagen.eval.policy import DEVICES, PolicyError, list_policy_backends, load_policy
+from vagen.eval.policy import (
+    DEVICES,
+    PolicyError,
+    check_policy,
+    list_policy_backends,
+    load_policy,
+)
 from vagen.eval.report import markdown, write_report
 from vagen.eval.results import (
     RESULTS_FILE,
@@ -126,6 +132,7 @@ def run(config: EvalConfig) -> dict[str, Any]:
     rows = load_rows(config.data, config.mode, config.frames, config.protocol, config.split,
                      parse_overrides(config.set), config.group_names())
     rows = rows[:config.limit]
+    check_policy(config.backend, config.model, config.device)
     out = Path(config.out)
     check_run(out, config.identity())
     results_path = out / RESULTS_FILE
@@ -134,9 +141,11 @@ def run(config: EvalConfig) -> dict[str, Any]:
     if pending:
         _play_pending(config, pending, results_path, len(rows))
     wanted = {row.id for row in rows}
-    results = list({r["id"]: r for r in reversed(read_results(results_path))
-                    if r["id"] in wanted}.values())
-    summary = summarize(results)
+    results: dict[str, dict[str, Any]] = {}
+    for result in read_results(results_path):
+        if result["id"] in wanted:
+            results.setdefault(result["id"], result)
+    summary = summarize(results.values())
     write_report(out, summary, config.identity())
     return summary
 
@@ -162,7 +171,7 @@ def play_shard(config: EvalConfig, rows: list[EvalRow], server_url: str, emit: E
     """Load the policy and play `rows` in batches against the server at `server_url`."""
     from vagen.server.client import EnvClient
 
-    if config.device == "cpu" and config.cpu_threads and config.gpus == 1:
+    if config.device == "cpu" and config.cpu_threads:
         import torch
 
         torch.set_num_threads(config.cpu_threads)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from vagen.rollout.backends.base import PolicyBackend
@@ -14,32 +15,43 @@ from vagen.rollout.tokens import ChatCodec
 
 DEVICES = ("cpu", "cuda")
 PolicyLoader = Callable[[Path, str], tuple[PolicyBackend, ChatCodec]]
-_LOADERS: dict[str, PolicyLoader] = {}
+DeviceCheck = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Backend:
+    load: PolicyLoader
+    check: DeviceCheck  # raises PolicyError when the backend cannot run on the device
+
+
+_BACKENDS: dict[str, _Backend] = {}
 
 
 class PolicyError(ValueError):
     """A policy that cannot be loaded as asked; the message says what to change."""
 
 
-def register_policy_backend(name: str) -> Callable[[PolicyLoader], PolicyLoader]:
-    """Register `loader(model_dir, device) -> (policy, codec)` under `name`."""
+def register_policy_backend(name: str, check: DeviceCheck | None = None
+                            ) -> Callable[[PolicyLoader], PolicyLoader]:
+    """Register `loader(model_dir, device) -> (policy, codec)` under `name`, with a cheap
+    `check(device)` run before any work starts (so a missing package fails at once)."""
 
     def decorator(loader: PolicyLoader) -> PolicyLoader:
-        if name in _LOADERS:
+        if name in _BACKENDS:
             raise ValueError(f"policy backend '{name}' is already registered")
-        _LOADERS[name] = loader
+        _BACKENDS[name] = _Backend(loader, check or (lambda device: None))
         return loader
 
     return decorator
 
 
 def list_policy_backends() -> list[str]:
-    return sorted(_LOADERS)
+    return sorted(_BACKENDS)
 
 
-def load_policy(backend: str, model: str | Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
-    """The policy and its chat codec from the checkpoint folder `model` (never downloads)."""
-    if backend not in _LOADERS:
+def check_policy(backend: str, model: str | Path, device: str) -> Path:
+    """Fail now, with what to change, if `load_policy` cannot work; returns the folder."""
+    if backend not in _BACKENDS:
         raise PolicyError(f"unknown backend '{backend}'; choose from: "
                           f"{', '.join(list_policy_backends())}")
     if device not in DEVICES:
@@ -49,7 +61,14 @@ def load_policy(backend: str, model: str | Path, device: str) -> tuple[PolicyBac
         raise PolicyError(f"model '{model}' is not a local checkpoint folder (no config.json); "
                           "evaluation never downloads: give the folder a checkpoint was saved "
                           "to, or download one first (source hf.sh)")
-    return _LOADERS[backend](path, device)
+    _BACKENDS[backend].check(device)
+    return path
+
+
+def load_policy(backend: str, model: str | Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """The policy and its chat codec from the checkpoint folder `model` (never downloads)."""
+    path = check_policy(backend, model, device)
+    return _BACKENDS[backend].load(path, device)
 
 
 def _codec(path: Path) -> ChatCodec:
@@ -58,25 +77,15 @@ def _codec(path: Path) -> ChatCodec:
     return ChatCodec(AutoProcessor.from_pretrained(path))
 
 
-@register_policy_backend("hf")
-def _load_hf(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
-    """transformers `generate` on the CPU or the one visible GPU (bf16 on GPU)."""
-    import torch
-    from transformers import AutoModelForImageTextToText
+def _hf_device(device: str) -> None:
+    if device == "cuda":
+        import torch
 
-    from vagen.rollout.backends.hf import HFBackend
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PolicyError("--device cuda but torch sees no GPU; use --device cpu")
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
-    codec = _codec(path)
-    return HFBackend(model, codec), codec
+        if not torch.cuda.is_available():
+            raise PolicyError("--device cuda but torch sees no GPU; use --device cpu")
 
 
-@register_policy_backend("vllm")
-def _load_vllm(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
-    """A vLLM engine on the one visible GPU (`vagen.rollout.backends.vllm.VLLMBackend`)."""
+def _vllm_device(device: str) -> None:
     if device != "cuda":
         raise PolicyError("--backend vllm runs on GPUs only; use --device cuda, or --backend hf "
                           "on the CPU")
@@ -86,6 +95,25 @@ def _load_vllm(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
     if importlib.util.find_spec("vagen.rollout.backends.vllm") is None:
         raise PolicyError("this vagen has no vLLM policy backend (vagen/rollout/backends/"
                           "vllm.py); use --backend hf")
+
+
+@register_policy_backend("hf", check=_hf_device)
+def _load_hf(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """transformers `generate` on the CPU or the one visible GPU (bf16 on GPU)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from vagen.rollout.backends.hf import HFBackend
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+    codec = _codec(path)
+    return HFBackend(model, codec), codec
+
+
+@register_policy_backend("vllm", check=_vllm_device)
+def _load_vllm(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
+    """A vLLM engine on the one visible GPU: `VLLMBackend(model_dir, codec)`."""
     from vagen.rollout.backends.vllm import VLLMBackend
 
     codec = _codec(path)
