@@ -27,11 +27,13 @@ IGNORE_TURN = -1
 @dataclass
 class ProcessedImage:
     """One frame after the image processor: `(n_patches, patch_dim)` pixel values and its
-    `(3,)` grid; it becomes `grid.prod() // merge_size**2` image tokens."""
+    `(3,)` grid; it becomes `grid.prod() // merge_size**2` image tokens. `frame` is the
+    `(H, W, 3)` uint8 input, for engines that run the processor themselves (vLLM)."""
 
     pixel_values: torch.Tensor
     grid_thw: torch.Tensor
     num_tokens: int
+    frame: np.ndarray | None = None
 
 
 @dataclass
@@ -80,7 +82,7 @@ class ChatCodec:
             batch = self.image_processor(images=[frame], return_tensors="pt")
             grid = batch["image_grid_thw"][0]
             out.append(ProcessedImage(batch["pixel_values"], grid,
-                                      int(grid.prod()) // self.merge_size**2))
+                                      int(grid.prod()) // self.merge_size**2, frame))
         return out
 
     def message_ids(self, message: Message, omit_images: bool = False) -> list[int]:
