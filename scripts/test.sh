@@ -5,6 +5,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=${PYTHON:-python3}
+# Tests run tiny models next to env servers and video decoders: one BLAS thread each is
+# faster than oversubscribing the cores (set OMP_NUM_THREADS to override).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 installed_here() {
   "$PY" - "$ROOT" <<'PY' 2>/dev/null
