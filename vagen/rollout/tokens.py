@@ -79,6 +79,8 @@ class ChatCodec:
         """Run the image processor once per frame (kept per image so segments can drop some)."""
         out = []
         for frame in frames:
+            if not frame.flags.writeable:  # wire-decoded frames are read-only views
+                frame = frame.copy()
             batch = self.image_processor(images=[frame], return_tensors="pt")
             grid = batch["image_grid_thw"][0]
             out.append(ProcessedImage(batch["pixel_values"], grid,
