@@ -81,6 +81,34 @@ def test_step_result_round_trip_keeps_flags_reward_and_plain_info(name):
     assert back.obs.timestamps == [2.5]
 
 
+@pytest.mark.parametrize("name", ["msgpack", "jpeg", "png-base64"])
+def test_a_batch_sent_in_parts_reads_back_as_one_message(name):
+    codec = get_codec(name)
+    frame = _smooth_frame()
+    items = [{"env_id": f"e{i}", "obs": encode_observation(
+        Observation("<image>", [frame], [float(i)]), codec)} for i in range(3)]
+    parts = codec.dump_parts({"codec": name}, "results", items)
+    assert len(parts) == 3 + (2 if name == "png-base64" else 1)
+    message = loads(b"".join(parts), codec.content_type)
+    assert message["codec"] == name and [r["env_id"] for r in message["results"]] == [
+        "e0", "e1", "e2"]
+    back = [decode_observation(r["obs"], codec) for r in message["results"]]
+    assert [o.timestamps for o in back] == [[0.0], [1.0], [2.0]]
+    assert all(o.frames[0].shape == frame.shape for o in back)
+
+
+def test_raw_bodies_cut_short_or_padded_are_errors():
+    codec = get_codec("msgpack")
+    body = codec.dumps({"frames": [codec.encode_frame(_smooth_frame())]})
+    assert np.array_equal(loads(body, codec.content_type)["frames"][0], _smooth_frame())
+    with pytest.raises(WireError, match="body ends inside a frame of shape"):
+        loads(body[:-1], codec.content_type)
+    with pytest.raises(WireError, match="1 bytes left after the last record"):
+        loads(body + b"x", codec.content_type)
+    with pytest.raises(WireError, match="inside a record length"):
+        loads(b"\x00", codec.content_type)
+
+
 def test_to_plain_names_the_key_holding_an_unsendable_value():
     with pytest.raises(WireError, match=r"info\.extra\[1\] holds a object"):
         to_plain({"extra": [1, object()]}, "info")
@@ -106,6 +134,8 @@ def test_unknown_codec_lists_the_valid_ones_and_duplicates_are_rejected():
 def test_loads_reports_a_corrupt_body():
     with pytest.raises(WireError, match="not valid application/msgpack"):
         loads(b"\xc1", "application/msgpack")
+    with pytest.raises(WireError, match="frame must be a raw uint8 array"):
+        RawCodec().decode_frame(b"raw")
     with pytest.raises(WireError, match="not valid application/json"):
         loads(b"{", "application/json")
     with pytest.raises(WireError, match="observation is missing"):

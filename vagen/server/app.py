@@ -201,6 +201,8 @@ def _body() -> dict[str, Any]:
 
 def _answer(slots: list[Slot], codec: Codec,
             encode: Callable[[Any, Codec], dict[str, Any]]) -> Response:
+    """`{codec, results}` sent as one piece per env (a batch of frames is never joined
+    into one buffer); a slot whose answer cannot be encoded gets that error instead."""
     results = []
     for slot in slots:
         if slot.ok:
@@ -212,8 +214,10 @@ def _answer(slots: list[Slot], codec: Codec,
                 slot = Slot(slot.env_id, error=f"cannot encode the answer: {err}", status=500)
         results.append({"env_id": slot.env_id, "ok": False, "error": slot.error,
                         "field": slot.field, "status": slot.status})
-    return Response(codec.dumps({"codec": codec.name, "results": results}),
-                    mimetype=codec.content_type)
+    parts = codec.dump_parts({"codec": codec.name}, "results", results)
+    response = Response(parts, mimetype=codec.content_type)
+    response.content_length = sum(len(part) for part in parts)
+    return response
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> Response:
@@ -234,9 +238,11 @@ def start_server(app: Flask, host: str = "127.0.0.1", port: int = 0, threads: in
     `.run()` serves. `poll_s` is how often its loop wakes up to notice a stop."""
     from waitress import create_server
 
+    # Answers go out in pieces (one per env); an output buffer above waitress' 16 MB high
+    # watermark keeps them in memory instead of spilling to temporary files.
     return create_server(app, host=host, port=port, threads=threads,
                          max_request_body_size=max_body_bytes, asyncore_loop_timeout=poll_s,
-                         ident="vagen")
+                         outbuf_overflow=64 << 20, ident="vagen")
 
 
 class BackgroundServer:

@@ -28,6 +28,7 @@ from vagen.server.wire import (
     loads,
 )
 
+READ_CHUNK_BYTES = 1 << 20
 RETRY_STATUSES = (502, 503, 504)
 RETRY_ERRORS = (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError)
@@ -215,7 +216,10 @@ class EnvClient:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
                 response = self._session.request(method, url + path, data=data,
-                                                 headers=self._headers, timeout=self.timeout)
+                                                 headers=self._headers, timeout=self.timeout,
+                                                 stream=True)
+                # large pieces: requests' default 10 KB reads are slow for batches of frames
+                content = b"".join(response.iter_content(READ_CHUNK_BYTES))
             except RETRY_ERRORS as err:
                 last_error = f"{type(err).__name__}: {err}"
                 continue
@@ -223,7 +227,7 @@ class EnvClient:
                 last_error = f"HTTP {response.status_code}"
                 continue
             try:
-                message = loads(response.content, response.headers.get("Content-Type", ""))
+                message = loads(content, response.headers.get("Content-Type", ""))
             except WireError as err:
                 raise EnvServerError(f"{url}{path}: unreadable answer (HTTP "
                                      f"{response.status_code}){_ids(env_ids)}: {err}",

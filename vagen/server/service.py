@@ -137,8 +137,23 @@ class EnvService:
             self._pool.shutdown(wait=True)
 
     def _run(self, fn: Callable[..., Slot], items: list[tuple]) -> list[Slot]:
-        futures = [self._pool.submit(_slot, fn, *item) for item in items]
-        return [future.result() for future in futures]
+        """Each of up to `workers` threads takes the next unrun item until none is left:
+        balanced when some envs are slow (a cold video), one hand-off per thread."""
+        slots: list[Slot | None] = [None] * len(items)
+        queue = iter(enumerate(items))
+        lock = threading.Lock()
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    job = next(queue, None)
+                if job is None:
+                    return
+                slots[job[0]] = _slot(fn, *job[1])
+
+        for future in [self._pool.submit(drain) for _ in range(min(self.workers, len(items)))]:
+            future.result()
+        return slots
 
     def _create_one(self, env_id: str, spec: EnvSpec) -> Slot:
         with self._lock:

@@ -1,10 +1,11 @@
 """How observations and step results cross the wire between env server and client.
 
-Control messages are plain dicts; a codec decides how frames are written and how a whole
-message becomes bytes. `msgpack` (default) sends frames as raw uint8 bytes with their shape
-(no compression: on loopback, compressing costs more than it saves); `jpeg` sends JPEG
-bytes in a msgpack body (smaller, lossy); `png-base64` sends base64 PNG strings in JSON, the
-VAGEN-compatible layout kept as the benchmark baseline. Codecs are registered by name."""
+Control messages are plain dicts; a codec decides how frames are written and how a message
+becomes bytes. `msgpack` (default) sends msgpack control data with each frame's raw uint8
+bytes after it, so neither side copies or parses the pixels (no compression: on loopback,
+compressing costs more than it saves); `jpeg` sends JPEG bytes in a msgpack body (smaller,
+lossy); `png-base64` sends base64 PNG strings in JSON, the VAGEN-compatible layout kept as
+the benchmark baseline. Codecs are registered by name."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import base64
 import io
 import json
 import math
+import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import msgpack
@@ -24,6 +26,8 @@ from vagen.env.base import Observation, StepResult
 DEFAULT_CODEC = "msgpack"
 JSON_CONTENT_TYPE = "application/json"
 MSGPACK_CONTENT_TYPE = "application/msgpack"
+FRAMES_CONTENT_TYPE = "application/x-vagen-frames"
+FRAME_EXT = 1  # msgpack extension type of a frame: its shape (3 x u32); bytes follow
 
 
 class WireError(ValueError):
@@ -31,7 +35,7 @@ class WireError(ValueError):
 
 
 class Codec(ABC):
-    """Frames <-> wire values, and whole messages <-> bytes."""
+    """Frames <-> wire values, and messages <-> bytes."""
 
     name: ClassVar[str]
     content_type: ClassVar[str]
@@ -45,6 +49,12 @@ class Codec(ABC):
 
     @abstractmethod
     def dumps(self, message: Mapping[str, Any]) -> bytes: ...
+
+    @abstractmethod
+    def dump_parts(self, head: Mapping[str, Any], key: str,
+                   items: Sequence[Any]) -> list[bytes]:
+        """`dumps({**head, key: items})` as pieces, one per item, that a server sends one
+        after the other instead of joining a whole batch of frames into one buffer."""
 
 
 _CODECS: dict[str, Codec] = {}
@@ -73,14 +83,17 @@ def list_codecs() -> list[str]:
     return sorted(_CODECS)
 
 
-def loads(body: bytes, content_type: str) -> Any:
-    """Parse a message body by its content type (either codec family, or a JSON error)."""
+def loads(body: bytes | bytearray, content_type: str) -> Any:
+    """Parse a message body by its content type (a codec's, or JSON for errors)."""
+    kind = content_type.split(";")[0].strip()
     try:
-        if content_type.startswith(MSGPACK_CONTENT_TYPE):
+        if kind == FRAMES_CONTENT_TYPE:
+            return _load_records(memoryview(body))
+        if kind == MSGPACK_CONTENT_TYPE:
             return msgpack.unpackb(body, raw=False)
         return json.loads(body)
     except (ValueError, msgpack.UnpackException) as err:
-        raise WireError(f"body is not valid {content_type or 'JSON'}: {err}") from err
+        raise WireError(f"body is not valid {kind or 'JSON'}: {err}") from err
 
 
 class _MsgpackBody(Codec):
@@ -89,6 +102,14 @@ class _MsgpackBody(Codec):
     def dumps(self, message: Mapping[str, Any]) -> bytes:
         return msgpack.packb(message, use_bin_type=True)
 
+    def dump_parts(self, head: Mapping[str, Any], key: str,
+                   items: Sequence[Any]) -> list[bytes]:
+        packer = msgpack.Packer(use_bin_type=True)
+        opening = [packer.pack_map_header(len(head) + 1),
+                   *(packer.pack(k) + packer.pack(v) for k, v in head.items()),
+                   packer.pack(key), packer.pack_array_header(len(items))]
+        return [b"".join(opening), *(packer.pack(item) for item in items)]
+
 
 class _JsonBody(Codec):
     content_type = JSON_CONTENT_TYPE
@@ -96,23 +117,88 @@ class _JsonBody(Codec):
     def dumps(self, message: Mapping[str, Any]) -> bytes:
         return json.dumps(message, allow_nan=False).encode()
 
+    def dump_parts(self, head: Mapping[str, Any], key: str,
+                   items: Sequence[Any]) -> list[bytes]:
+        opening = json.dumps(dict(head))[:-1] + (", " if head else "") + json.dumps(key) + ": ["
+        parts = [((", " if i else "") + json.dumps(item, allow_nan=False)).encode()
+                 for i, item in enumerate(items)]
+        return [opening.encode(), *parts, b"]}"]
+
 
 @register_codec("msgpack")
-class RawCodec(_MsgpackBody):
-    """Exact: the frame's bytes and shape. Decoded frames are read-only views of the body."""
+class RawCodec(Codec):
+    """Exact and copy-light: msgpack control data, each frame's raw bytes after it.
 
+    A body is a sequence of records `u32 length | msgpack header | frame bytes`; a header
+    holds an extension value (type 1: H, W, C as big-endian u32) in place of each frame,
+    in the order their bytes follow. The first record holds the message (or a batch's
+    head with `key` and `count`), each further record one item of the batch. Decoded
+    frames are views of the body (no copy)."""
+
+    content_type = FRAMES_CONTENT_TYPE
     lossless = True
 
-    def encode_frame(self, frame: np.ndarray) -> dict[str, Any]:
-        frame = _check_frame(frame)
-        return {"shape": list(frame.shape), "data": np.ascontiguousarray(frame).data}
+    def encode_frame(self, frame: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(_check_frame(frame))
 
     def decode_frame(self, value: Any) -> np.ndarray:
-        try:
-            shape = tuple(int(n) for n in value["shape"])
-            return np.frombuffer(value["data"], dtype=np.uint8).reshape(shape)
-        except (KeyError, TypeError, ValueError) as err:
-            raise WireError(f"frame is not a raw uint8 array with a shape: {err}") from err
+        if not isinstance(value, np.ndarray):
+            raise WireError(f"frame must be a raw uint8 array, got {type(value).__name__}")
+        return value
+
+    def dumps(self, message: Mapping[str, Any]) -> bytes:
+        return _record({"message": dict(message)})
+
+    def dump_parts(self, head: Mapping[str, Any], key: str,
+                   items: Sequence[Any]) -> list[bytes]:
+        first = _record({"message": dict(head), "key": key, "count": len(items)})
+        return [first, *(_record(item) for item in items)]
+
+
+def _record(obj: Any) -> bytes:
+    frames: list[np.ndarray] = []
+
+    def tag_frame(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            frames.append(value)
+            return msgpack.ExtType(FRAME_EXT, struct.pack(">3I", *value.shape))
+        raise TypeError(f"cannot send a {type(value).__name__}")
+
+    header = msgpack.packb(obj, default=tag_frame, use_bin_type=True)
+    return b"".join([len(header).to_bytes(4, "big"), header, *(f.data for f in frames)])
+
+
+def _load_records(body: memoryview) -> Any:
+    offset = 0
+
+    def frame_view(code: int, data: bytes) -> Any:
+        nonlocal offset
+        if code != FRAME_EXT or len(data) != 12:
+            raise WireError(f"unknown msgpack extension {code} at byte {offset}")
+        shape = struct.unpack(">3I", data)
+        size = math.prod(shape)
+        if offset + size > len(body):
+            raise WireError(f"body ends inside a frame of shape {shape} at byte {offset}")
+        frame = np.frombuffer(body, np.uint8, size, offset).reshape(shape)
+        offset += size
+        return frame
+
+    def read_record() -> Any:
+        nonlocal offset
+        if offset + 4 > len(body):
+            raise WireError(f"body ends inside a record length at byte {offset}")
+        size = int.from_bytes(body[offset:offset + 4], "big")
+        header = body[offset + 4:offset + 4 + size]
+        offset += 4 + size
+        return msgpack.unpackb(header, raw=False, ext_hook=frame_view)
+
+    first = read_record()
+    message = first["message"]
+    if "key" in first:
+        message[first["key"]] = [read_record() for _ in range(first["count"])]
+    if offset != len(body):
+        raise WireError(f"{len(body) - offset} bytes left after the last record")
+    return message
 
 
 @register_codec("jpeg")
