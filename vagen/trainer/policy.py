@@ -142,12 +142,24 @@ class Policy:
             return model
         from peft import LoraConfig, get_peft_model
 
+        # Switched-on parts outside the language model train as peft `modules_to_save`
+        # copies, so that `disable_adapter()` (the reference policy) restores them too.
         lora = LoraConfig(r=self.config.lora_rank, lora_alpha=self.config.lora_alpha,
-                          target_modules=r".*language_model.*\.(" + "|".join(LORA_TARGETS) + ")")
-        peft_model = get_peft_model(model, lora)
-        # peft freezes everything but the adapter; keep the merger/vision switches.
-        for name, param in peft_model.named_parameters():
-            if any(f".{prefix}." in f".{name}" for key, prefixes in PARTS.items()
-                   if key != "tune_mm_llm" and getattr(self.config, key) for prefix in prefixes):
-                param.requires_grad_(True)
-        return peft_model
+                          target_modules=r".*language_model.*\.(" + "|".join(LORA_TARGETS) + ")",
+                          modules_to_save=self._modules_beside_adapter(model) or None)
+        return get_peft_model(model, lora)
+
+    def _modules_beside_adapter(self, model: Any) -> list[str]:
+        """Names of the switched-on vision/merger modules (a block list as its blocks: peft
+        wraps modules that are called, and a ModuleList never is)."""
+        names = []
+        for key, prefixes in PARTS.items():
+            if key == "tune_mm_llm" or not getattr(self.config, key):
+                continue
+            for prefix in prefixes:
+                module = model.get_submodule(prefix)
+                if isinstance(module, torch.nn.ModuleList):
+                    names += [f"{prefix}.{i}" for i in range(len(module))]
+                else:
+                    names.append(prefix)
+        return names
