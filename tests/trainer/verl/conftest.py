@@ -20,8 +20,6 @@ from vagen.testing import make_test_video, tiny_model_dir
 ENV_CONFIG = {"name": "verl-test", "env": "video_qa", "protocol": "retrieve", "max_turns": 3,
               "initial_frames": 4, "frames_per_turn": 3, "pool_fps": 1.0,
               "max_pixels": 56 * 56, "rewards": {"choice": 1.0, "format": 0.1}}
-RETRIEVE = "<think>The change is between frames 2 and 5.</think><retrieve>2,5</retrieve>"
-ANSWER = "<think>It turned yellow.</think><answer>B</answer>"
 
 
 @pytest.fixture(scope="session")
@@ -86,28 +84,3 @@ def verl_config(model_dir: Path, env_server: BackgroundServer):
         "vagen.agent.max_tokens_per_turn=64",
         "data.max_prompt_length=2048", "data.max_response_length=512",
         "actor_rollout_ref.rollout.agent.num_workers=1"])
-
-
-class ScriptedServerManager:
-    """Stands in for verl's `LLMServerClient`: on CPU there is no vLLM server to sample from,
-    so `generate` returns the ids of the next scripted action of the trajectory (by request
-    id) with log-prob -0.5 per token, and records each request."""
-
-    def __init__(self, tokenizer: Any, actions: list[str]):
-        self.tokenizer = tokenizer
-        self.actions = actions
-        self.requests: list[dict[str, Any]] = []
-        self._turns: dict[str, int] = {}
-
-    async def generate(self, request_id: str, *, prompt_ids: list[int],
-                       sampling_params: dict[str, Any], image_data: list | None = None,
-                       **kwargs: Any):
-        from verl.workers.rollout.replica import TokenOutput
-
-        turn = self._turns.get(request_id, 0)
-        self._turns[request_id] = turn + 1
-        self.requests.append({"request_id": request_id, "prompt_ids": list(prompt_ids),
-                              "sampling_params": dict(sampling_params),
-                              "images": list(image_data or [])})
-        ids = self.tokenizer.encode(self.actions[turn], add_special_tokens=False)
-        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids), stop_reason="completed")

@@ -9,8 +9,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ANSWER, RETRIEVE, ScriptedServerManager
 from omegaconf import OmegaConf
+from scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 
 from vagen.env.registry import make_env
 from vagen.rollout.backends.base import DEFAULT_STOPS
@@ -136,3 +136,27 @@ def test_a_row_without_an_env_fails_naming_the_column(verl_config, processor, en
     row = {**env_row(seed=0), "config": json.dumps([1, 2])}
     with pytest.raises(ValueError, match="row column 'config' must be a mapping"):
         asyncio.run(loop.run({}, **row))
+
+
+def test_trajectories_take_turns_over_the_env_servers(verl_config, processor, env_row,
+                                                      env_server):
+    """With a dead server listed next to the live one, one of two concurrent trajectories
+    lands on each: one fails naming the dead URL, the other plays through."""
+    from vagen.server.client import EnvServerError
+
+    dead = "http://127.0.0.1:9"
+    config = OmegaConf.merge(verl_config,
+                             {"vagen": {"agent": {"env_servers": [dead, env_server.url]}}})
+    server = ScriptedServerManager(processor.tokenizer, SCRIPT)
+    loop = make_loop(config, server, processor)
+
+    async def both():
+        return await asyncio.gather(*(loop.run({}, **env_row(seed=s)) for s in (0, 1)),
+                                    return_exceptions=True)
+
+    outputs = asyncio.run(both())
+    failed = [o for o in outputs if isinstance(o, Exception)]
+    assert len(failed) == 1 and isinstance(failed[0], EnvServerError) and dead in str(failed[0])
+    played = [o for o in outputs if not isinstance(o, Exception)][0]
+    assert played.extra_fields["turn_scores"] == pytest.approx([-0.1, 0.0, 1.1])
+    assert len(env_server.service) == 0

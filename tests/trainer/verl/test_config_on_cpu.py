@@ -99,3 +99,23 @@ def test_cross_key_checks_say_what_to_change(model_dir):
         VerlAgentConfig.from_dict({"max_turn": 2})
     with pytest.raises(ValueError, match="vagen.agent.env_servers is empty"):
         VerlAgentConfig.from_dict({"env_servers": []})
+
+
+def test_the_run_env_groups_are_valid_and_fit_the_token_budget(grpo_config):
+    """scripts/video_ppo/env_config.yaml against the runs' lengths (common.yaml): the opening
+    frames fit the prompt with 1024 tokens to spare (system prompt, question, frame labels),
+    and the later turns - policy tokens and retrieved frames - the response with 512 to spare
+    (two observations' labels and instructions)."""
+    from vagen.env.video_qa.config import VideoQAConfig
+    from vagen.server.service import load_env_groups
+
+    groups = load_env_groups(Path(__file__).parents[3] / "scripts/video_ppo/env_config.yaml")
+    assert sorted(groups) == ["video-mtr-test", "video-mtr-train"]
+    data, per_turn = grpo_config.data, grpo_config.vagen.agent.max_tokens_per_turn
+    for group in groups.values():
+        env = VideoQAConfig.from_dict(group)
+        assert env.protocol == "retrieve" and env.max_turns == 3
+        frame_tokens = env.max_pixels // (28 * 28)  # Qwen2.5-VL: one token per 28x28 pixels
+        assert env.initial_frames * frame_tokens + 1024 <= data.max_prompt_length
+        later = (env.max_turns - 1) * env.frames_per_turn * frame_tokens
+        assert later + env.max_turns * per_turn + 512 <= data.max_response_length

@@ -10,7 +10,7 @@ import asyncio
 import numpy as np
 import pytest
 import torch
-from conftest import ANSWER, RETRIEVE, ScriptedServerManager
+from scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 
 SCRIPT = ["I am not sure yet.", RETRIEVE, ANSWER]
 ENV_REWARDS = [-0.1, 0.0, 1.1]  # invalid action, retrieve, correct answer with format

@@ -15,8 +15,8 @@ last policy token (`VideoAgentLoopWorker` writes them into verl's `rm_scores`), 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from uuid import uuid4
@@ -116,8 +116,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
     """Plays a row's env episode: reset, then generate / step until the env says done, the
     turn cap, or the response budget (`rollout.response_length`) is used up."""
 
-    _clients: dict[tuple, EnvClient] = {}
-    _clients_lock = threading.Lock()
+    _next_server = itertools.count()  # round-robin over env servers, per process
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.pop("tools", None)  # verl hands every agent loop its tool list; ours has none
@@ -141,18 +140,19 @@ class VideoEnvAgentLoop(AgentLoopBase):
             played = await self._play(tokens, _to_pil(obs.frames), env_id, client,
                                       sampling_params, metrics)
         finally:
-            await asyncio.to_thread(client.close, [env_id])
+            try:
+                await asyncio.to_thread(client.close, [env_id])
+            finally:
+                client.shutdown()
         return self._output(played, metrics)
 
     @classmethod
     def env_client(cls, config: VerlAgentConfig) -> EnvClient:
-        """One client per process and server set, shared by all trajectories."""
+        """A client of its own for one trajectory (an `EnvClient`'s bookkeeping is not made
+        for concurrent threads), on the next env server in turn."""
+        url = config.env_servers[next(cls._next_server) % len(config.env_servers)]
         token = config.server_token or os.environ.get(TOKEN_ENV_VAR)
-        key = (tuple(config.env_servers), token, config.codec)
-        with cls._clients_lock:
-            if key not in cls._clients:
-                cls._clients[key] = EnvClient(config.env_servers, token=token, codec=config.codec)
-            return cls._clients[key]
+        return EnvClient(url, token=token, codec=config.codec)
 
     async def _play(self, tokens: TrajectoryTokens, first_images: list[Image.Image], env_id: str,
                     client: EnvClient, sampling_params: dict[str, Any],
