@@ -1,1 +1,9 @@
-"""trainer/verl."""
+"""Every verl-facing line of vagen (verl 0.9.1, legacy trainer `trainer.use_v1=false`):
+
+- `agent_loop`: the agent loop verl runs per trajectory against our env servers, and the
+  worker/manager that keep per-turn rewards on their turns;
+- `reward`: `compute_score`, verl's custom reward function on `vagen.rewards`;
+- `advantages`: `grpo_turn` and `bi_level_gae` registered into verl's estimator registry;
+- `main`: `python -m vagen.trainer.verl.main`, our configs (`config/`) composed with verl's.
+
+Nothing here is imported by the rest of vagen, and importing this package imports no verl."""
