@@ -275,18 +275,51 @@ def to_plain(value: Any, where: str = "value") -> Any:
 
     Non-finite floats become None (JSON has no NaN); anything else unknown is an error
     naming its key path, so an env's bad `info` fails loudly instead of half-encoding."""
-    if isinstance(value, np.generic | np.ndarray):
-        value = value.tolist()
-    if value is None or isinstance(value, bool | int | str):
+    try:
+        return _plain(value)
+    except _Unsendable:
+        path, kind = _first_unsendable(value, where)
+        raise WireError(f"{path} holds a {kind}, which cannot be sent; use numbers, "
+                        "strings, lists or dicts") from None
+
+
+class _Unsendable(Exception):
+    pass
+
+
+_SCALARS = (str, int, type(None))  # bool is an int
+
+
+def _plain(value: Any) -> Any:
+    """`to_plain` without key paths (it runs on every info dict of every step)."""
+    if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, dict | Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise WireError(f"{where} holds a {type(value).__name__}, which cannot be sent; "
-                    "use numbers, strings, lists or dicts")
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic | np.ndarray):
+        return _plain(value.tolist())
+    raise _Unsendable
+
+
+def _first_unsendable(value: Any, where: str) -> tuple[str, str]:
+    """(key path, type name) of the first value `_plain` rejects; only run on failure."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
+    children = (value.items() if isinstance(value, Mapping) else enumerate(value)
+                if isinstance(value, list | tuple) else None)
+    if children is None:
+        return where, type(value).__name__
+    for key, item in children:
+        try:
+            _plain(item)
+        except _Unsendable:
+            step = f".{key}" if isinstance(value, Mapping) else f"[{key}]"
+            return _first_unsendable(item, where + step)
+    return where, type(value).__name__
 
 
 def _check_frame(frame: Any) -> np.ndarray:
