@@ -167,9 +167,10 @@ class LocalTrainer:
         if self.config.algo.loss.kl_coef > 0:
             with self.policy.reference() as ref:
                 model = self.policy.model if ref is None else ref
-                batch["ref_logprobs"] = torch.cat([
+                ref_logprobs = torch.cat([
                     token_logprobs(model, mb, temperature, self.policy.codec.suppressed_ids)[0]
                     for mb in self._micro_batches(batch)])
+                batch["ref_logprobs"] = _on_policy_tokens(ref_logprobs, batch["loss_mask"])
         if self.policy.value_head is not None:
             batch["values"] = torch.cat([self._forward(mb)[2] for mb in self._micro_batches(batch)])
 
@@ -234,7 +235,7 @@ class LocalTrainer:
         logits[..., self.policy.codec.suppressed_ids] = float("-inf")
         logits = torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
         logprobs = logits.log_softmax(-1).gather(-1, mb["input_ids"].unsqueeze(-1)).squeeze(-1)
-        logprobs[:, 0] = 0.0
+        logprobs = _on_policy_tokens(logprobs, mb["loss_mask"])
         values = None
         if self.policy.value_head is not None:
             values = self.policy.value_head(out.hidden_states[-1])
@@ -270,6 +271,12 @@ class LocalTrainer:
     def close(self) -> None:
         self.envs.close()
         self.logger.close()
+
+
+def _on_policy_tokens(logprobs: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+    """Log-probs zeroed off the policy's tokens: context vision tokens are suppressed ids
+    with log-prob -inf, and -inf - -inf in the KL would turn the logged losses into NaN."""
+    return logprobs.masked_fill(loss_mask == 0, 0.0)
 
 
 def _seed_everything(seed: int) -> None:
