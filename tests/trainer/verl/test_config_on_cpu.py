@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import OmegaConf
@@ -119,3 +120,18 @@ def test_the_run_env_groups_are_valid_and_fit_the_token_budget(grpo_config):
         assert env.initial_frames * frame_tokens + 1024 <= data.max_prompt_length
         later = (env.max_turns - 1) * env.frames_per_turn * frame_tokens
         assert later + env.max_turns * per_turn + 512 <= data.max_response_length
+
+
+def test_the_model_comes_from_model_path(monkeypatch, capsys, model_dir):
+    from vagen.trainer.verl.main import main
+
+    monkeypatch.delenv("MODEL_PATH", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dry-run"])
+    assert exit_info.value.code == 2
+    assert "MODEL_PATH" in capsys.readouterr().err
+    monkeypatch.setenv("MODEL_PATH", str(model_dir))
+    assert main(["--dry-run"]) == 0  # video_ppo, whose critic is the same checkpoint
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["actor_rollout_ref"]["model"]["path"] == str(model_dir)
+    assert printed["critic"]["model"]["path"] == str(model_dir)

@@ -24,7 +24,9 @@ from typing import Any
 from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from vagen.rollout.backends.base import SamplingParams
 from vagen.trainer.advantages import AdvantageConfig
@@ -182,18 +184,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from verl.utils.device import auto_set_device
 
-    config = compose_config(args.config_name, args.overrides)
-    model = Path(str(config.actor_rollout_ref.model.path)).expanduser()
-    load_model = not args.dry_run or model.is_dir()
-    if not load_model:
-        print(f"dry run: {model} is not a local folder, so verl's validate_config (which "
-              "reads the model's config) was skipped", file=sys.stderr)
-    if not args.dry_run:
-        auto_set_device(config)
-    with contextlib.redirect_stdout(sys.stderr):  # verl's checks print; stdout is the config
-        check_config(config, load_model)
+    try:
+        config = compose_config(args.config_name, args.overrides)
+        model = Path(str(config.actor_rollout_ref.model.path)).expanduser()
+        load_model = not args.dry_run or model.is_dir()
+        if not load_model:
+            print(f"dry run: {model} is not a local folder, so verl's validate_config (which "
+                  "reads the model's config) was skipped", file=sys.stderr)
+        if not args.dry_run:
+            auto_set_device(config)
+        with contextlib.redirect_stdout(sys.stderr):  # verl's checks print; stdout: config
+            check_config(config, load_model)
+        # Resolved here: ${oc.env:...} must read this process's environment, not a Ray
+        # worker's.
+        OmegaConf.resolve(config)
+    except (ValueError, ConfigCompositionException, OmegaConfBaseException) as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     if args.dry_run:
-        print(OmegaConf.to_yaml(config, resolve=True))
+        print(OmegaConf.to_yaml(config))
         return 0
     run(config)
     return 0
