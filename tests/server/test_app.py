@@ -53,7 +53,9 @@ def test_batched_endpoints_over_http(server, codec):
     a, b, c = (decode_step_result(r["result"], get_codec(codec)) for r in stepped["results"])
     assert (a.terminated, a.reward, b.done, b.obs.timestamps) == (True, 1.0, False, [1.5, 1.75])
     assert (c.info["valid_action"], c.reward) == (False, -0.1)
-    closed = answer(post(server.url, "/v1/close", {"envs": [{"env_id": "a"}, {"env_id": "x"}]}))
+    closed = answer(post(server.url, "/v1/close", {"codec": codec,
+                                                   "envs": [{"env_id": "a"}, {"env_id": "x"}]}))
+    assert closed["codec"] == codec
     assert [r["closed"] for r in closed["results"]] == [True, False]
 
 

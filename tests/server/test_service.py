@@ -23,7 +23,7 @@ class BarrierEnv:
         return "wait"
 
     def reset(self, seed: int) -> Observation:
-        _barrier.wait(timeout=5)
+        _barrier.wait(timeout=2)
         return Observation("", [], [])
 
     def step(self, action_text: str) -> StepResult:
@@ -109,9 +109,17 @@ def test_request_errors_name_the_field_and_run_nothing(service):
 
 def test_create_errors_are_isolated_and_leave_no_entry(service):
     slots = service.create([("bad", EnvSpec(env="no_such_env")), ("good", FRAMES)])
-    assert not slots[0].ok and "unknown env 'no_such_env'" in slots[0].error
+    assert (slots[0].status, slots[0].field) == (400, "config")
+    assert "unknown env 'no_such_env'" in slots[0].error
     assert "test_frames" in slots[0].error  # the registry lists the valid names
     assert slots[1].ok and len(service) == 1
+
+
+def test_a_missing_data_file_is_a_config_error_naming_it(service, tmp_path):
+    missing = tmp_path / "nowhere.jsonl"
+    slot = service.create([("qa", EnvSpec(group="qa-retrieve", config={"data": str(missing)}))])[0]
+    assert (slot.status, slot.field) == (400, "config") and str(missing) in slot.error
+    assert len(service) == 0
 
 
 def test_close_is_harmless_twice_and_shutdown_closes_every_env(groups):

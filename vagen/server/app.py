@@ -2,12 +2,13 @@
 and encode its slots with the requested codec. Served by waitress (threads); Flask's own
 server only with `--debug`.
 
-Endpoints, each batched over env ids (bodies are JSON; answers use the codec's format):
+Endpoints, each batched over env ids. Bodies are JSON; answers are in the body format of
+the `codec` the body names (default msgpack; `png-base64` answers JSON, handy with curl):
   GET  /health                                  -> {status, envs, workers, codecs, pool_cache}
-  POST /v1/envs  {envs: [{env_id, env?, group?, config?}]}        -> system prompts
+  POST /v1/envs  {codec?, envs: [{env_id, env?, group?, config?}]} -> system prompts
   POST /v1/reset {codec?, envs: [{env_id, seed}]}                  -> observations
   POST /v1/step  {codec?, envs: [{env_id, action, step}]}          -> step results
-  POST /v1/close {envs: [{env_id}]}                                -> whether each was open
+  POST /v1/close {codec?, envs: [{env_id}]}                        -> whether each was open
 Answers: {codec, results: [{env_id, ok: true, ...} | {env_id, ok: false, error, field,
 status}]}. A request that is wrong as a whole gets a 4xx JSON `{error, field}` and runs
 nothing."""
@@ -92,9 +93,10 @@ def create_app(service: EnvService, token: str | None = None,
 
     @app.post("/v1/envs")
     def create() -> Response:
-        items = parse.items(_body())
-        specs = [(parse.env_id(item, i), parse.spec(item, i)) for i, item in enumerate(items)]
-        return _answer(service.create(specs), get_codec(DEFAULT_CODEC),
+        body = _body()
+        specs = [(parse.env_id(item, i), parse.spec(item, i))
+                 for i, item in enumerate(parse.items(body))]
+        return _answer(service.create(specs), parse.codec(body),
                        lambda value, _: {"system_prompt": value})
 
     @app.post("/v1/reset")
@@ -117,8 +119,9 @@ def create_app(service: EnvService, token: str | None = None,
 
     @app.post("/v1/close")
     def close() -> Response:
-        env_ids = [parse.env_id(item, i) for i, item in enumerate(parse.items(_body()))]
-        return _answer(service.close(env_ids), get_codec(DEFAULT_CODEC),
+        body = _body()
+        env_ids = [parse.env_id(item, i) for i, item in enumerate(parse.items(body))]
+        return _answer(service.close(env_ids), parse.codec(body),
                        lambda value, _: {"closed": value})
 
     return app
@@ -183,8 +186,11 @@ class _Parser:
 
     def codec(self, body: dict[str, Any]) -> Codec:
         name = body.get("codec", DEFAULT_CODEC)
+        if not isinstance(name, str):
+            raise RequestError(f"'codec' must be a string, one of {', '.join(list_codecs())}; "
+                               f"got {_kind(name)}", "codec")
         try:
-            return get_codec(name) if isinstance(name, str) else get_codec(repr(name))
+            return get_codec(name)
         except KeyError as err:
             raise RequestError(err.args[0], "codec") from err
 

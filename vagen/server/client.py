@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
@@ -162,7 +162,8 @@ class EnvClient:
         self._steps[env_id] += 1
 
     def _call(self, path: str, items: dict[str, dict[str, Any]],
-              on_success=None) -> dict[str, dict[str, Any]]:
+              on_success: Callable[[str, dict[str, Any]], None] | None = None
+              ) -> dict[str, dict[str, Any]]:
         """One request per server holding some of `items`; per-env answers by env id.
         Envs that failed are raised together after the successful ones were recorded."""
         by_url: dict[str, list[str]] = {}

@@ -19,6 +19,8 @@ from vagen.env.base import Env, StepResult
 from vagen.env.registry import make_env
 
 log = logging.getLogger(__name__)
+# What building an env from a wrong name, config or data path raises.
+CONFIG_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError)
 
 
 class RequestError(ValueError):
@@ -166,9 +168,12 @@ class EnvService:
             try:
                 name = spec.env or self.groups[spec.group].get("env", "")
                 entry.env = make_env(name, {**self.groups.get(spec.group, {}), **spec.config})
-            except BaseException:
+            except BaseException as err:
                 with self._lock:
                     self._envs.pop(env_id, None)
+                if isinstance(err, CONFIG_ERRORS):  # a bad spec or config, not a server fault
+                    raise SlotError(f"{type(err).__name__}: {err}", status=400,
+                                    field="config") from err
                 raise
             finally:
                 entry.lock.release()

@@ -1,0 +1,283 @@
+"""Env server benchmark (issue 4, item 6): ratios measured side by side in one run.
+
+1. codec: a loopback HTTP step of E envs x F frames at SxS, our default codec (msgpack raw)
+   vs VAGEN's base64-PNG JSON (goal >= 10x faster);
+2. http: a batched video_qa step through the server (--workers 1) vs the same steps in
+   process (goal <= 1.3x the in-process time);
+3. retrieve: a retrieve turn served from the cached frame pool vs a cold qwen-vl-utils
+   `fetch_video` of the same span (goal >= 100x faster);
+4. pool: building a pool cold vs `fetch_video` of the same video at the pool's rate
+   (goal <= 0.7x its time);
+5. workers: cold resets per second of a server with --workers 2 vs 1 (goal >= 1.7x).
+
+Servers run as subprocesses (`python benchmarks/env_server.py serve ...` = `vagen server`
+plus a benchmark env that returns fixed frames). The default run takes about two minutes
+on two CPU cores; --envs, --frames, --size, --samples and --video-size scale it up.
+
+    python benchmarks/env_server.py [--envs 64 --frames 8 --size 448 --repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from vagen.data.sample import load_samples
+from vagen.env.base import Observation, StepResult
+from vagen.env.registry import make_env, register_env
+from vagen.server.client import EnvClient
+from vagen.video.pool import PoolConfig, build_pool, get_pool
+from vagen.video.synthetic import SynthConfig, generate_dataset
+
+CACHE_OFF = {"VAGEN_POOL_CACHE_BYTES": "0"}
+
+
+@register_env("bench_frames")
+class FixedFramesEnv:
+    """Returns the same `frames` textured SxS frames on every reset and step, so a step
+    costs nothing and the wire is all that is measured."""
+
+    def __init__(self, config: dict[str, Any]):
+        rng = np.random.default_rng(int(config.get("seed", 0)))
+        size, count = int(config["size"]), int(config["frames"])
+        ramp = np.linspace(0, 200, size)
+        base = (ramp[:, None, None] + ramp[None, :, None] * np.array([0.3, 0.6, 0.9])) / 2 + 40
+        # camera-like texture (PNG would flatter itself on flat colour): one noise field,
+        # shifted per frame
+        noise = rng.integers(-10, 11, (size, size, 3), dtype=np.int16)
+        self.frames = [np.clip(base + np.roll(noise, 7 * i, axis=1), 0, 255).astype(np.uint8)
+                       for i in range(count)]
+        self.text = " ".join(["<image>"] * count)
+
+    def system_prompt(self) -> str:
+        return "benchmark"
+
+    def reset(self, seed: int) -> Observation:
+        return Observation(self.text, self.frames, [float(i) for i in range(len(self.frames))])
+
+    def step(self, action_text: str) -> StepResult:
+        info = {"valid_action": True, "turn": 1, "frames_seen": len(self.frames),
+                "answer": None, "correct": False}
+        return StepResult(self.reset(0), 0.0, False, False, info)
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def server_process(config: Path, workers: int, env: dict[str, str] | None = None
+                   ) -> Iterator[str]:
+    """A `vagen server` subprocess (with the benchmark env registered); yields its URL."""
+    command = [sys.executable, __file__, "serve", "--config", str(config), "--port", "0",
+               "--workers", str(workers)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, env={**os.environ, **(env or {})})
+    try:
+        line = process.stdout.readline()
+        if not line.startswith("vagen server: listening on "):
+            raise RuntimeError(f"the benchmark server did not start: {line!r}")
+        yield line.split()[4]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def report(name: str, ours: float, theirs: float, what: str, goal: str) -> str:
+    """One printed line: both times and the ratio, faster-is-better as `theirs / ours`."""
+    line = (f"{name:<9} {what}: {ours:.3f} s vs {theirs:.3f} s -> {theirs / ours:.1f}x "
+            f"faster ({ours / theirs:.2f}x the time; goal {goal})")
+    print(line, flush=True)
+    return line
+
+
+def bench_codecs(args: argparse.Namespace, config: Path) -> str:
+    env_ids = [f"frames-{i}" for i in range(args.envs)]
+    with server_process(config, workers=2) as url:
+        times = {}
+        for codec, repeats in (("msgpack", args.repeats), ("png-base64", 1)):
+            with EnvClient(url, codec=codec, timeout_s=1800) as client:
+                client.create({e: {"env": "bench_frames", "config": {
+                    "size": args.size, "frames": args.frames, "seed": i}}
+                    for i, e in enumerate(env_ids)})
+                client.reset(dict.fromkeys(env_ids, 0))
+                step = {e: "go" for e in env_ids}
+                times[codec] = min(timed(lambda c=client, s=step: c.step(s))
+                                   for _ in tqdm(range(repeats), desc=f"codec {codec}",
+                                                 leave=False))
+    return report("codec", times["msgpack"], times["png-base64"],
+                  f"HTTP step round trip, {args.envs} envs x {args.frames} frames "
+                  f"{args.size}x{args.size}, msgpack vs png-base64", ">= 10x")
+
+
+def _oracle_round(envs: dict[str, Any], seeds: dict[str, int], client: EnvClient
+                  ) -> tuple[float, float]:
+    """Reset both sides (not timed), then time the first oracle step in process and over
+    HTTP, in alternating order."""
+    client.reset(seeds)
+    for env_id, env in envs.items():
+        env.reset(seeds[env_id])
+    actions = {env_id: env.oracle_action() for env_id, env in envs.items()}
+    local = timed(lambda: [env.step(actions[env_id]) for env_id, env in envs.items()])
+    remote = timed(lambda: client.step(actions))
+    return local, remote
+
+
+def bench_http_step(args: argparse.Namespace, config: Path, group: dict[str, Any]) -> str:
+    seeds = {f"qa-{i}": i for i in range(args.envs)}
+    envs = {env_id: make_env("video_qa", group) for env_id in seeds}
+    with server_process(config, workers=1) as url, EnvClient(url) as client:
+        client.create(dict.fromkeys(seeds, {"group": group["name"]}))
+        _oracle_round(envs, seeds, client)  # warm the pools and imports on both sides
+        rounds = [_oracle_round(envs, seeds, client)
+                  for _ in tqdm(range(args.repeats * 3), desc="http step", leave=False)]
+    local = statistics.median(r[0] for r in rounds)
+    remote = statistics.median(r[1] for r in rounds)
+    return report("http", remote, local, f"video_qa retrieve step of {args.envs} envs, "
+                  "HTTP (1 worker) vs in process", "<= 1.3x the time")
+
+
+def bench_retrieve(args: argparse.Namespace, group: dict[str, Any],
+                   videos: dict[str, list[str]]) -> str:
+    from qwen_vl_utils import fetch_video
+
+    env = make_env("video_qa", group)
+    pool_config = _pool_config(group)
+    ours, theirs = [], []
+    for seed in tqdm(range(args.samples), desc="retrieve", leave=False):
+        env.reset(seed)
+        action = env.oracle_action()
+        paths = videos[env.sample_for_seed(seed).id]
+        match = re.search(r"<retrieve>(\d+),(\d+)</retrieve>", action)
+        if len(paths) != 1 or match is None:
+            continue  # multi-video samples, and ones the first frames already answer
+        times = get_pool(paths[0], pool_config).timestamps  # cached by the reset
+        start, end = float(times[int(match[1])]) - 0.5, float(times[int(match[2])]) + 0.5
+        ours.append(timed(lambda a=action: env.step(a)))
+        theirs.append(timed(lambda p=paths[0], s=start, e=end: fetch_video(
+            {"video": p, "video_start": s, "video_end": e, "fps": group["pool_fps"],
+             "min_frames": 2, "max_frames": group["frames_per_turn"],
+             "max_pixels": group["max_pixels"]})))
+    return report("retrieve", sum(ours), sum(theirs),
+                  f"{len(ours)} retrieve turns from the cached pool vs cold fetch_video of "
+                  "the same spans", ">= 100x")
+
+
+def bench_cold_pool(args: argparse.Namespace, group: dict[str, Any],
+                    videos: dict[str, list[str]]) -> str:
+    from qwen_vl_utils import fetch_video
+
+    config = _pool_config(group)
+    paths = sorted({path for paths in videos.values() for path in paths})[:args.pool_videos]
+    ours, theirs = [], []
+    for path in tqdm(paths, desc="cold pool", leave=False):
+        theirs.append(timed(lambda p=path: fetch_video(
+            {"video": p, "fps": config.pool_fps, "max_frames": config.pool_max_frames,
+             "max_pixels": config.max_pixels})))
+        ours.append(timed(lambda p=path: build_pool(p, config)))
+    return report("pool", sum(ours), sum(theirs),
+                  f"cold pools of {len(paths)} videos vs fetch_video at the pool's rate",
+                  "<= 0.7x the time")
+
+
+def bench_workers(args: argparse.Namespace, config: Path, group: dict[str, Any]) -> str:
+    """Both servers up at once, their batches timed in turns, so load on the machine
+    hits both alike; the pool cache is off so every reset decodes its videos."""
+    seeds = {f"qa-{i}": i for i in range(args.samples)}
+    with (server_process(config, 1, CACHE_OFF) as one, server_process(config, 2, CACHE_OFF)
+          as two, EnvClient(one) as client_1, EnvClient(two) as client_2):
+        clients = {1: client_1, 2: client_2}
+        for client in clients.values():
+            client.create(dict.fromkeys(seeds, {"group": group["name"]}))
+            client.reset({next(iter(seeds)): 0})  # imports (torch via qwen-vl-utils)
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in tqdm(range(args.repeats), desc="resets by workers", leave=False):
+            for workers, client in clients.items():
+                times[workers].append(timed(lambda c=client: c.reset(seeds)))
+    return report("workers", min(times[2]), min(times[1]),
+                  f"{len(seeds)} cold resets (pool cache off), --workers 2 vs 1", ">= 1.7x")
+
+
+def _pool_config(group: dict[str, Any]) -> PoolConfig:
+    return PoolConfig(pool_fps=group["pool_fps"], pool_max_frames=group["pool_max_frames"],
+                      max_pixels=group["max_pixels"])
+
+
+def prepare(args: argparse.Namespace, root: Path
+            ) -> tuple[Path, dict[str, Any], dict[str, list[str]]]:
+    """Synthetic data, the retrieve group the video_qa parts use (defaults of the env
+    config), its env config file, and each sample's video paths."""
+    data = Path(args.data) if args.data else root / "synthetic"
+    if not (data / "samples.jsonl").exists():
+        generate_dataset(data, n=args.samples, seed=0,
+                         config=SynthConfig(size=args.video_size), progress=True)
+    group = {"name": "bench-retrieve", "env": "video_qa", "protocol": "retrieve",
+             "data": str(data / "samples.jsonl")}
+    group = {**group, **{k: v for k, v in make_env("video_qa", group).config.to_dict().items()
+                         if k in ("pool_fps", "pool_max_frames", "max_pixels",
+                                  "frames_per_turn")}}
+    config = root / "env_config.yaml"
+    config.write_text(yaml.safe_dump([group]))
+    videos = {sample.id: [str(data / path) for path in sample.videos]
+              for sample in load_samples(data / "samples.jsonl")}
+    return config, group, videos
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from vagen.server.app import main as serve
+
+        return serve(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--envs", type=int, default=64, help="envs per batch")
+    parser.add_argument("--frames", type=int, default=8, help="frames per env (codec part)")
+    parser.add_argument("--size", type=int, default=448, help="frame side (codec part)")
+    parser.add_argument("--samples", type=int, default=24,
+                        help="synthetic samples (videos) for the video parts")
+    parser.add_argument("--video-size", type=int, default=64,
+                        help="synthetic video side (the project's data use 64)")
+    parser.add_argument("--pool-videos", type=int, default=8,
+                        help="videos whose pools are built cold (pool part)")
+    parser.add_argument("--data", help="an existing synthetic data folder to reuse")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions")
+    parser.add_argument("--only", nargs="*", choices=["codec", "http", "retrieve", "pool",
+                                                      "workers"], help="run only these parts")
+    args = parser.parse_args(argv)
+    parts = args.only or ["codec", "http", "retrieve", "pool", "workers"]
+    with tempfile.TemporaryDirectory() as tmp:
+        config, group, videos = prepare(args, Path(tmp))
+        get_pool(next(iter(videos.values()))[0])  # import torch (qwen-vl-utils) before any timing
+        runs = {"codec": lambda: bench_codecs(args, config),
+                "http": lambda: bench_http_step(args, config, group),
+                "retrieve": lambda: bench_retrieve(args, group, videos),
+                "pool": lambda: bench_cold_pool(args, group, videos),
+                "workers": lambda: bench_workers(args, config, group)}
+        for part in parts:
+            started = time.perf_counter()
+            runs[part]()
+            print(f"{'':<9} ({part} part: {time.perf_counter() - started:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
