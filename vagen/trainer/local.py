@@ -49,7 +49,10 @@ class AlgoConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"algo.mode is {self.mode!r}; use one of {', '.join(MODES)}")
-        get_advantage_estimator(self.adv_estimator)
+        try:
+            get_advantage_estimator(self.adv_estimator)
+        except KeyError as error:
+            raise ValueError(f"algo.adv_estimator: {error.args[0]}") from None
         if self.mode == "grpo" and self.n < 2:
             raise ValueError(f"algo.n is {self.n}: GRPO compares samples of one prompt, so a "
                              "group of one learns nothing; set algo.n >= 2")
