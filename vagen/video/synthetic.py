@@ -249,10 +249,14 @@ def _spans(plan: VideoPlan, video: int | None = None) -> tuple[list, list]:
 def _narrate(plan: VideoPlan) -> str:
     """The evidence in words, for a narrating <think> (what made the tiny model learn)."""
     c = plan.tracks[0]
-    parts = [f"the {c.color} {c.shape} is visible from {c.start_s:g} s to {c.end_s:g} s"]
+    # What changed comes first, right after the shape: the token a small model must predict
+    # sits next to the evidence it reads, not behind a run of timestamps.
+    parts = []
     for d in c.details:
-        what = f"it turns {d.color}" if d.kind == "turn" else f"a {d.color} dot appears on it"
+        what = (f"the {c.color} {c.shape} turns {d.color}" if d.kind == "turn"
+                else f"a {d.color} dot appears on the {c.color} {c.shape}")
         parts.append(f"{what} from {d.start_s:g} s to {d.end_s:g} s")
+    parts.append(f"the {c.shape} is visible from {c.start_s:g} s to {c.end_s:g} s")
     return "; ".join(parts) + "."
 
 
