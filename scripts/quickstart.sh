@@ -8,5 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY=${PYTHON:-python3}
+# The tiny model's matrices are small: one BLAS thread per process (trainer, env server)
+# beats threads fighting over 2 cores. Set OMP_NUM_THREADS to override.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 "$PY" -c "import vagen, torch, transformers, av, flask" 2>/dev/null || bash install.sh
 exec "$PY" -m vagen quickstart "$@"
