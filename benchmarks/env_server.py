@@ -48,8 +48,8 @@ CACHE_OFF = {"VAGEN_POOL_CACHE_BYTES": "0"}
 
 @register_env("bench_frames")
 class FixedFramesEnv:
-    """Returns the same `frames` textured SxS frames on every reset and step, so a step
-    costs nothing and the wire is all that is measured."""
+    """Every step returns the same `frames` textured SxS frames, so a step costs nothing
+    and the wire is all that is measured."""
 
     def __init__(self, config: dict[str, Any]):
         rng = np.random.default_rng(int(config.get("seed", 0)))
@@ -67,12 +67,13 @@ class FixedFramesEnv:
         return "benchmark"
 
     def reset(self, seed: int) -> Observation:
-        return Observation(self.text, self.frames, [float(i) for i in range(len(self.frames))])
+        return Observation("ready")  # frames come with steps: only steps are timed
 
     def step(self, action_text: str) -> StepResult:
         info = {"valid_action": True, "turn": 1, "frames_seen": len(self.frames),
                 "answer": None, "correct": False}
-        return StepResult(self.reset(0), 0.0, False, False, info)
+        obs = Observation(self.text, self.frames, [float(i) for i in range(len(self.frames))])
+        return StepResult(obs, 0.0, False, False, info)
 
     def close(self) -> None:
         pass
