@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from conftest import green_of, second_of
 
+from tests.env.conftest import green_of, second_of
 from vagen.env import make_env
 from vagen.env.base import IMAGE_PLACEHOLDER, REQUIRED_INFO_KEYS
 from vagen.env.video_qa.env import LAST_TURN_ERROR

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import NUM_SAMPLES, SETTINGS
 
+from tests.eval.conftest import NUM_SAMPLES, SETTINGS
 from vagen.data.sample import load_samples
 from vagen.eval.evaluate import EvalConfig, EvalRow, batches, main, run
 from vagen.eval.metrics import summarize, viewed_spans

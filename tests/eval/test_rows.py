@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import NUM_SAMPLES
 
+from tests.eval.conftest import NUM_SAMPLES
 from vagen.env.video_qa import ConfigError
 from vagen.eval.rows import (
     EvalRow,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import SYNTH
+
+from tests.eval.conftest import SYNTH
 
 SCRIPT = Path(__file__).resolve().parents[2] / "vagen" / "eval" / "run_eval.sh"
 GROUP = {"env": "video_qa", "data": "data/synth/samples.jsonl", "split": "test", "n": 3,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import frame
 from transformers import GenerationConfig
 
+from tests.rollout.conftest import frame
 from vagen.env.base import IMAGE_PLACEHOLDER
 from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.hf import HFBackend, left_pad_batch, token_logprobs

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import ANSWER, GROUP, TOKENS_PER_FRAME
 
+from tests.rollout.conftest import ANSWER, GROUP, TOKENS_PER_FRAME
 from vagen.env.registry import make_env
 from vagen.rollout.backends.base import Generation, PromptInput, SamplingParams
 from vagen.rollout.backends.hf import HFBackend, token_logprobs

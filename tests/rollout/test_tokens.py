@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import TOKENS_PER_FRAME, frame
 
+from tests.rollout.conftest import TOKENS_PER_FRAME, frame
 from vagen.env.base import IMAGE_PLACEHOLDER
 from vagen.rollout.tokens import (
     IGNORE_TURN,

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import frame
 
+from tests.rollout.conftest import frame
 from vagen.env.base import IMAGE_PLACEHOLDER
 from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.vllm import VLLMBackend, VLLMConfig

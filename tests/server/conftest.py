@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
 
+from tests.server.frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
 from vagen.env.video_qa import PROTOCOLS
 from vagen.server.app import BackgroundServer, create_app
 from vagen.server.service import EnvService

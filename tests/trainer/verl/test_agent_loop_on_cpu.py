@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
-from scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 
+from tests.trainer.verl.scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 from vagen.env.registry import make_env
 from vagen.rollout.backends.base import DEFAULT_STOPS
 

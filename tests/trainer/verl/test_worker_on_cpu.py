@@ -10,7 +10,8 @@ import asyncio
 import numpy as np
 import pytest
 import torch
-from scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
+
+from tests.trainer.verl.scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 
 SCRIPT = ["I am not sure yet.", RETRIEVE, ANSWER]
 ENV_REWARDS = [-0.1, 0.0, 1.1]  # invalid action, retrieve, correct answer with format
