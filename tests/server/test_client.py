@@ -5,13 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from frames_env import CRASH_ACTION
 
+from tests.server.frames_env import CRASH_ACTION
 from vagen.env.base import StepResult
 from vagen.env.checker import check_env
 from vagen.env.registry import make_env
@@ -112,6 +113,23 @@ def test_two_servers_return_what_one_returns(serve):
         assert obs_1[env_id].text == obs_2[env_id].text
         assert_same_step(steps_2[env_id], steps_1[env_id])
         assert_same_step(answers_2[env_id], answers_1[env_id])
+
+
+def test_one_client_serves_many_threads_with_their_own_envs(serve):
+    first, second = serve(), serve()
+
+    def episode(i: int) -> tuple[int, float]:
+        env_id = f"thread-{i}"
+        client.create({env_id: FRAMES})
+        start = client.reset({env_id: i})[env_id].timestamps[0]
+        turns = [client.step({env_id: "<more/>"})[env_id].info["turn"] for _ in range(2)]
+        client.close([env_id])
+        return turns[-1], start
+
+    with EnvClient([first.url, second.url]) as client, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(episode, range(16)))
+    assert results == [(2, (i % 12) / 4) for i in range(16)]
+    assert len(first.service) == len(second.service) == 0
 
 
 class LoseFirstResponse(requests.adapters.HTTPAdapter):

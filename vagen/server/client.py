@@ -8,6 +8,7 @@ so a dead server fails its envs' calls with an error naming its URL and the env 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,7 +49,10 @@ class EnvServerError(RuntimeError):
 
 
 class EnvClient:
-    """Batched env calls against servers at `urls` (e.g. "http://127.0.0.1:5000")."""
+    """Batched env calls against servers at `urls` (e.g. "http://127.0.0.1:5000").
+
+    Safe to share between threads whose calls touch different env ids (the verl agent loop
+    runs one episode per thread on one client)."""
 
     def __init__(self, urls: str | Sequence[str], token: str | None = None,
                  codec: str = DEFAULT_CODEC, timeout_s: float = 300.0, retries: int = 3,
@@ -69,6 +73,7 @@ class EnvClient:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._fanout = ThreadPoolExecutor(len(self.urls)) if len(self.urls) > 1 else None
+        self._placing = threading.Lock()
         self._server_of: dict[str, str] = {}
         self._steps: dict[str, int] = {}
         self._prompts: dict[str, str] = {}
@@ -90,12 +95,13 @@ class EnvClient:
     def create(self, specs: Mapping[str, EnvSpec | Mapping[str, Any]]) -> dict[str, str]:
         """Create envs by id, each new one on the server holding fewest of this client's
         envs. Returns each env's system prompt."""
-        load = Counter(self._server_of.values())
-        for env_id in specs:
-            if env_id not in self._server_of:
-                url = min(self.urls, key=lambda u: load[u])
-                self._server_of[env_id] = url
-                load[url] += 1
+        with self._placing:
+            load = Counter(self._server_of.values())
+            for env_id in specs:
+                if env_id not in self._server_of:
+                    url = min(self.urls, key=lambda u: load[u])
+                    self._server_of[env_id] = url
+                    load[url] += 1
         items = {env_id: {"env_id": env_id, **asdict(_spec(spec))}
                  for env_id, spec in specs.items()}
         try:
