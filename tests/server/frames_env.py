@@ -4,6 +4,9 @@ Importing this module registers it."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import av
@@ -59,3 +62,22 @@ class FramesEnv:
 
 
 register_env("test_frames")(FramesEnv)
+
+
+def start_server_process(workdir: Path, video: Path, *args: str
+                         ) -> tuple[subprocess.Popen, str]:
+    """`vagen server --config <a "frames" group> --port 0 *args` in a subprocess that
+    registers "test_frames" first; returns the process and its URL."""
+    config = workdir / "env_config.yaml"
+    config.write_text(f"- {{name: frames, env: test_frames, video: {video}}}\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import tests.server.frames_env; "
+            "from vagen.cli import main; sys.exit(main(sys.argv[2:]))")
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-c", code, str(root), "server", "--config",
+                                str(config), "--port", "0", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = process.stdout.readline()
+    if not line.startswith("vagen server: listening on http://127.0.0.1:"):
+        process.kill()
+        raise AssertionError(f"vagen server did not start: {line!r}")
+    return process, line.split()[4]

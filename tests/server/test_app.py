@@ -3,13 +3,12 @@ errors naming the field, fuzzed bodies, the bearer token, and `vagen server` its
 
 import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import requests
 
+from tests.server.frames_env import start_server_process
 from vagen.server.app import ServerLimits, create_app, main
 from vagen.server.service import EnvService
 from vagen.server.wire import decode_observation, decode_step_result, get_codec, loads
@@ -212,19 +211,8 @@ def test_main_refuses_a_public_host_without_a_token(capsys, monkeypatch):
 
 
 def test_vagen_server_command_serves_until_terminated(tmp_path, video_path):
-    config = tmp_path / "env_config.yaml"
-    config.write_text(f"- {{name: frames, env: test_frames, video: {video_path}}}\n")
-    # the subprocess registers the test env first, then runs the real command line
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import frames_env; "
-            "from vagen.cli import main; sys.exit(main(sys.argv[2:]))")
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, str(__import__("pathlib").Path(__file__).parent),
-         "server", "--config", str(config), "--port", "0", "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, url = start_server_process(tmp_path, video_path, "--workers", "1")
     try:
-        line = process.stdout.readline()
-        assert line.startswith("vagen server: listening on http://127.0.0.1:"), line
-        url = line.split()[4]
         assert requests.get(url + "/health", timeout=10).json()["groups"] == ["frames"]
         created = answer(post(url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
         assert created["results"][0]["ok"]
@@ -233,4 +221,4 @@ def test_vagen_server_command_serves_until_terminated(tmp_path, video_path):
         assert len(obs.frames) == 2 and np.asarray(obs.frames[0]).dtype == np.uint8
     finally:
         process.terminate()
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=20) == 0  # SIGTERM closes the envs and exits cleanly

@@ -3,16 +3,13 @@ errors naming the URL, the bearer token, and remote envs that pass `check_env`."
 
 import os
 import signal
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
-from tests.server.frames_env import CRASH_ACTION
+from tests.server.frames_env import CRASH_ACTION, start_server_process
 from vagen.env.base import StepResult
 from vagen.env.checker import check_env
 from vagen.env.registry import make_env
@@ -177,22 +174,9 @@ def test_env_errors_name_the_url_and_env_and_keep_the_rest(server):
             client.reset({"zzz": 0})
 
 
-def _serve_in_subprocess(config: Path) -> tuple[subprocess.Popen, str]:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import frames_env; "
-            "from vagen.cli import main; sys.exit(main(sys.argv[2:]))")
-    process = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent),
-                                "server", "--config", str(config), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    assert line.startswith("vagen server: listening on "), line
-    return process, line.split()[4]
-
-
 def test_a_killed_server_fails_its_envs_with_its_url_and_never_fails_over(
         tmp_path, video_path, server):
-    config = tmp_path / "env_config.yaml"
-    config.write_text(f"- {{name: frames, env: test_frames, video: {video_path}}}\n")
-    process, doomed = _serve_in_subprocess(config)
+    process, doomed = start_server_process(tmp_path, video_path)
     try:
         with EnvClient([doomed, server.url], retries=2, backoff_s=0.01) as client:
             client.create({"a": FRAMES, "b": FRAMES, "c": FRAMES, "d": FRAMES})

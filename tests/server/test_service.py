@@ -2,8 +2,8 @@ import threading
 
 import numpy as np
 import pytest
-from frames_env import CRASH_ACTION
 
+from tests.server.frames_env import CRASH_ACTION
 from vagen.env.base import Observation, StepResult
 from vagen.env.registry import register_env
 from vagen.server.service import EnvService, EnvSpec, RequestError, load_env_groups
