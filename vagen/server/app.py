@@ -239,9 +239,12 @@ def _kind(value: Any) -> str:
 
 
 def start_server(app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8,
-                 max_body_bytes: int = ServerLimits.max_body_bytes, poll_s: float = 1.0):
+                 max_body_bytes: int = ServerLimits.max_body_bytes, poll_s: int = 1):
     """A waitress server bound to host:port (0 = a free port, see `.effective_port`);
-    `.run()` serves. `poll_s` is how often its loop wakes up to notice a stop."""
+    `.run()` serves. `poll_s` is how often its loop wakes up to notice a stop: whole seconds,
+    since waitress truncates it to an int and 0 makes the loop spin (holding the GIL)."""
+    if poll_s < 1:
+        raise ValueError(f"poll_s must be a whole number of seconds >= 1, got {poll_s}")
     from waitress import create_server
 
     # Answers go out in pieces (one per env); an output buffer above waitress' 16 MB high
@@ -257,7 +260,8 @@ class BackgroundServer:
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
         import threading
 
-        self._server = start_server(app, host, port, threads, poll_s=0.05)
+        # stop() wakes the loop through its trigger, so a 1 s poll keeps stopping prompt.
+        self._server = start_server(app, host, port, threads)
         self.url = f"http://{host}:{self._server.effective_port}"
         self._thread = threading.Thread(target=self._server.run, name="vagen-server",
                                         daemon=True)
