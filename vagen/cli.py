@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from vagen.config import ConfigKeyError
+
 Target = tuple[str, str]  # (module, help); the module defines main(argv) -> int
 
 COMMANDS: dict[str, Target | dict[str, Target]] = {
@@ -55,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         table, prefix = table[name], f"{prefix} {name}"
     module, _ = table
-    return int(importlib.import_module(module).main(args) or 0)
+    try:
+        return int(importlib.import_module(module).main(args) or 0)
+    except ConfigKeyError as err:  # a bad key=value or YAML key: one line, not a traceback
+        print(f"{prefix}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
