@@ -17,49 +17,22 @@ Uniform signatures, so one wrapper fits every entry of a registry:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Generic, TypeVar
 
-F = TypeVar("F", bound=Callable)
+from vagen.registry import Registry
 
 _BUILTIN_MODULES = ("vagen.trainer.advantages", "vagen.trainer.losses")
 
 
-class Registry(Generic[F]):
-    """Functions of one kind by name. `register` rejects duplicates; `get` of an unknown name
-    raises a KeyError that lists the registered names."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._fns: dict[str, F] = {}
-
-    def register(self, name: str) -> Callable[[F], F]:
-        """Decorator: `@ADVANTAGE_ESTIMATORS.register("grpo")`."""
-
-        def decorator(fn: F) -> F:
-            if name in self._fns:
-                raise ValueError(f"{self.kind} '{name}' is already registered "
-                                 f"(by {self._fns[name].__qualname__}); pick another name")
-            self._fns[name] = fn
-            return fn
-
-        return decorator
-
-    def get(self, name: str) -> F:
-        _load_builtins()
-        if name not in self._fns:
-            raise KeyError(f"unknown {self.kind} '{name}'; registered: {', '.join(self.names())}")
-        return self._fns[name]
-
-    def names(self) -> list[str]:
-        _load_builtins()
-        return sorted(self._fns)
+def _load_builtins() -> None:
+    # Importing the modules registers their algorithms; import errors propagate.
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
-ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator")
-POLICY_LOSSES: Registry = Registry("policy loss")
-KL_ESTIMATORS: Registry = Registry("KL estimator")
-LOSS_AGGREGATIONS: Registry = Registry("loss aggregation")
+ADVANTAGE_ESTIMATORS: Registry = Registry("advantage estimator", _load_builtins)
+POLICY_LOSSES: Registry = Registry("policy loss", _load_builtins)
+KL_ESTIMATORS: Registry = Registry("KL estimator", _load_builtins)
+LOSS_AGGREGATIONS: Registry = Registry("loss aggregation", _load_builtins)
 
 register_advantage_estimator = ADVANTAGE_ESTIMATORS.register
 register_policy_loss = POLICY_LOSSES.register
@@ -71,8 +44,3 @@ get_policy_loss = POLICY_LOSSES.get
 get_kl_estimator = KL_ESTIMATORS.get
 get_loss_aggregation = LOSS_AGGREGATIONS.get
 
-
-def _load_builtins() -> None:
-    # Importing the modules registers their algorithms; import errors propagate.
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
