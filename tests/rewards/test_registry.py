@@ -21,7 +21,7 @@ def test_unknown_name_lists_valid_ones():
 
 
 def test_registered_reward_is_callable_by_name(monkeypatch):
-    monkeypatch.setattr(registry, "_REWARDS", dict(registry._REWARDS))
+    monkeypatch.setattr(registry, "_REWARDS", registry._REWARDS.copy())
 
     @register_reward("length")
     def length(response, ground_truth, info=None):
@@ -42,7 +42,7 @@ def test_combine_sums_weighted_parts():
 
 
 def test_combine_rejects_bad_weights():
-    with pytest.raises(KeyError, match="unknown reward 'acc'; registered rewards"):
+    with pytest.raises(KeyError, match="unknown reward 'acc'; registered: action_set"):
         combine({"acc": 1.0})
     with pytest.raises(ValueError, match="rewards.choice: weight must be a finite number"):
         combine({"choice": "1"})
@@ -67,7 +67,7 @@ def test_debug_log_writes_one_line_per_scoring(debug_log):
 
 
 def test_debug_log_covers_every_registered_reward(debug_log, monkeypatch):
-    monkeypatch.setattr(registry, "_REWARDS", dict(registry._REWARDS))
+    monkeypatch.setattr(registry, "_REWARDS", registry._REWARDS.copy())
 
     @register_reward("constant")
     def constant(response, ground_truth, info=None):

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from vagen.registry import Registry
+
 RewardFn = Callable[..., float]
-_REWARDS: dict[str, RewardFn] = {}
+_REWARDS: Registry[RewardFn] = Registry("reward")
 _LOG_LOCK = threading.Lock()  # env servers score from several threads
 
 
@@ -24,24 +26,18 @@ def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     and `get_reward` calls behave the same."""
 
     def decorator(fn: RewardFn) -> RewardFn:
-        if name in _REWARDS:
-            raise ValueError(f"reward '{name}' is already registered")
-        wrapped = _with_debug_log(name, fn)
-        _REWARDS[name] = wrapped
-        return wrapped
+        return _REWARDS.add(name, _with_debug_log(name, fn))
 
     return decorator
 
 
 def get_reward(name: str) -> RewardFn:
     """The registered reward `name`: `fn(response: str, ground_truth, info=None) -> float`."""
-    if name not in _REWARDS:
-        raise KeyError(f"unknown reward '{name}'; registered rewards: {', '.join(list_rewards())}")
-    return _REWARDS[name]
+    return _REWARDS.get(name)
 
 
 def list_rewards() -> list[str]:
-    return sorted(_REWARDS)
+    return _REWARDS.names()
 
 
 class CombinedReward:
