@@ -125,7 +125,7 @@ def test_bad_frames_are_rejected_with_their_dtype():
 
 
 def test_unknown_codec_lists_the_valid_ones_and_duplicates_are_rejected():
-    with pytest.raises(KeyError, match="registered codecs: jpeg, msgpack, png-base64"):
+    with pytest.raises(KeyError, match="unknown codec .*; registered: jpeg, msgpack, png-base64"):
         get_codec("gzip")
     with pytest.raises(ValueError, match="'msgpack' is already registered"):
         register_codec("msgpack")(RawCodec)

@@ -22,6 +22,7 @@ import msgpack
 import numpy as np
 
 from vagen.env.base import Observation, StepResult
+from vagen.registry import Registry
 
 DEFAULT_CODEC = "msgpack"
 JSON_CONTENT_TYPE = "application/json"
@@ -57,30 +58,26 @@ class Codec(ABC):
         after the other instead of joining a whole batch of frames into one buffer."""
 
 
-_CODECS: dict[str, Codec] = {}
+_CODECS: Registry[Codec] = Registry("codec")
 
 
 def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
     """Class decorator: `@register_codec("jpeg")` registers one instance under `name`."""
 
     def decorator(cls: type[Codec]) -> type[Codec]:
-        if name in _CODECS:
-            raise ValueError(f"codec '{name}' is already registered")
-        cls.name = name
-        _CODECS[name] = cls()
+        _CODECS.add(name, cls())
+        cls.name = name  # after add: a rejected duplicate leaves its class untouched
         return cls
 
     return decorator
 
 
 def get_codec(name: str) -> Codec:
-    if name not in _CODECS:
-        raise KeyError(f"unknown codec '{name}'; registered codecs: {', '.join(list_codecs())}")
-    return _CODECS[name]
+    return _CODECS.get(name)
 
 
 def list_codecs() -> list[str]:
-    return sorted(_CODECS)
+    return _CODECS.names()
 
 
 def loads(body: bytes | bytearray, content_type: str) -> Any:
