@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vagen.registry import Registry
+
 MAX_NUMBER_CHARS = 12  # longer numbers are refused before conversion (no giant ints)
 
 
@@ -64,7 +66,7 @@ class Protocol:
     parse_body: BodyParser | None
 
 
-_PROTOCOLS: dict[str, Protocol] = {}
+_PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 
 def register_protocol(name: str, tag: str | None, action_type: str
@@ -72,18 +74,14 @@ def register_protocol(name: str, tag: str | None, action_type: str
     """Decorator on a body parser `(body, layout, units) -> requests`; duplicates rejected."""
 
     def decorator(parse_body: BodyParser | None) -> BodyParser | None:
-        if name in _PROTOCOLS:
-            raise ValueError(f"protocol '{name}' is already registered")
-        _PROTOCOLS[name] = Protocol(name, tag, action_type, parse_body)
+        _PROTOCOLS.add(name, Protocol(name, tag, action_type, parse_body))
         return parse_body
 
     return decorator
 
 
 def get_protocol(name: str) -> Protocol:
-    if name not in _PROTOCOLS:
-        raise KeyError(f"unknown protocol '{name}'; valid: {', '.join(sorted(_PROTOCOLS))}")
-    return _PROTOCOLS[name]
+    return _PROTOCOLS.get(name)
 
 
 def parse_action(protocol: str, text: str, layout: VideoLayout, units: str = "index") -> Action:
