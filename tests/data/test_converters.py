@@ -49,7 +49,7 @@ def _to_parquet(json_rows: list[dict], path: Path) -> Path:
 
 def test_registry_lists_every_format_and_rejects_unknown_and_duplicate_names():
     assert list_converters() == FORMATS
-    with pytest.raises(KeyError, match="unknown format 'nextqa2'; choose from: egoschema, "):
+    with pytest.raises(KeyError, match="unknown format 'nextqa2'; registered: egoschema, "):
         get_converter("nextqa2")
     with pytest.raises(ValueError, match="'nextqa' is already registered"):
         register_converter("nextqa")(Converter)
@@ -374,7 +374,7 @@ def test_cli_through_the_vagen_router_rejects_unknown_format(tmp_path, capsys):
     rc = cli.main(["data", "convert", "--from", "nextqa2", str(FIXTURES / "nextqa/val.csv"),
                    str(tmp_path / "o.jsonl")])
     assert rc == 2
-    assert f"unknown format 'nextqa2'; choose from: {', '.join(FORMATS)}" in (
+    assert f"unknown format 'nextqa2'; registered: {', '.join(FORMATS)}" in (
         capsys.readouterr().err)
 
 

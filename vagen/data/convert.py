@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from vagen.data.sample import Sample, SampleError, save_samples
+from vagen.registry import Registry
 
 Row = tuple[str, dict[str, Any]]  # (where the row is, e.g. "line 3"; its raw fields)
 
@@ -46,36 +47,25 @@ class Converter(ABC):
         """One row -> Sample; raises SampleError naming the field, or SkipRow."""
 
 
-_CONVERTERS: dict[str, type[Converter]] = {}
+def _load_builtin_converters() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"vagen.data.{module}")
+
+
+_CONVERTERS: Registry[type[Converter]] = Registry("format", _load_builtin_converters)
 
 
 def register_converter(name: str) -> Callable[[type[Converter]], type[Converter]]:
     """Class decorator: `@register_converter("nextqa")`."""
-
-    def decorator(cls: type[Converter]) -> type[Converter]:
-        if name in _CONVERTERS:
-            raise ValueError(f"converter '{name}' is already registered")
-        _CONVERTERS[name] = cls
-        return cls
-
-    return decorator
+    return _CONVERTERS.register(name)
 
 
 def get_converter(name: str) -> Converter:
-    _load_builtin_converters()
-    if name not in _CONVERTERS:
-        raise KeyError(f"unknown format '{name}'; choose from: {', '.join(list_converters())}")
-    return _CONVERTERS[name]()
+    return _CONVERTERS.get(name)()
 
 
 def list_converters() -> list[str]:
-    _load_builtin_converters()
-    return sorted(_CONVERTERS)
-
-
-def _load_builtin_converters() -> None:
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"vagen.data.{module}")
+    return _CONVERTERS.names()
 
 
 @dataclass

@@ -32,6 +32,7 @@ from vagen.env.registry import make_env
 from vagen.env.video_qa import VideoQAEnv, prompts
 from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
 from vagen.env.video_qa.protocols import FrameRequest
+from vagen.registry import Registry
 from vagen.video.pool import FramePool, get_pool
 
 GUIDELINES = "\n\nGuidelines: "  # where verl-tool's user text moves from question to rules
@@ -49,23 +50,16 @@ class EpisodeRow:
 
 
 RowWriter = Callable[[EpisodeRow], dict[str, Any]]
-_FORMATS: dict[str, RowWriter] = {}
+_FORMATS: Registry[RowWriter] = Registry("dataset format")
 
 
 def register_format(name: str) -> Callable[[RowWriter], RowWriter]:
     """Decorator on `EpisodeRow -> parquet row`; duplicates are rejected."""
-
-    def decorator(writer: RowWriter) -> RowWriter:
-        if name in _FORMATS:
-            raise ValueError(f"dataset format '{name}' is already registered")
-        _FORMATS[name] = writer
-        return writer
-
-    return decorator
+    return _FORMATS.register(name)
 
 
 def list_formats() -> list[str]:
-    return sorted(_FORMATS)
+    return _FORMATS.names()
 
 
 @register_format("vagen")
@@ -189,7 +183,7 @@ def create_dataset(config_path: str | Path, out: str | Path, fmt: str = "vagen",
         split = rows.setdefault(env.config.split, [])
         seeds = range(env.config.seed, env.config.seed + env.config.n)
         for seed in tqdm(seeds, desc=name, unit="row"):
-            split.append(_FORMATS[fmt](EpisodeRow(name, env, seed, len(split), out)))
+            split.append(_FORMATS.get(fmt)(EpisodeRow(name, env, seed, len(split), out)))
         env.close()
     out.mkdir(parents=True, exist_ok=True)
     written = {}
