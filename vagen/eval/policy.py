@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vagen.registry import Registry
 from vagen.rollout.backends.base import PolicyBackend
 from vagen.rollout.tokens import ChatCodec
 
@@ -24,7 +25,7 @@ class _Backend:
     check: DeviceCheck  # raises PolicyError when the backend cannot run on the device
 
 
-_BACKENDS: dict[str, _Backend] = {}
+_BACKENDS: Registry[_Backend] = Registry("policy backend")
 
 
 class PolicyError(ValueError):
@@ -37,16 +38,14 @@ def register_policy_backend(name: str, check: DeviceCheck | None = None
     `check(device)` run before any work starts (so a missing package fails at once)."""
 
     def decorator(loader: PolicyLoader) -> PolicyLoader:
-        if name in _BACKENDS:
-            raise ValueError(f"policy backend '{name}' is already registered")
-        _BACKENDS[name] = _Backend(loader, check or (lambda device: None))
+        _BACKENDS.add(name, _Backend(loader, check or (lambda device: None)))
         return loader
 
     return decorator
 
 
 def list_policy_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def check_policy(backend: str, model: str | Path, device: str) -> Path:
@@ -61,14 +60,14 @@ def check_policy(backend: str, model: str | Path, device: str) -> Path:
         raise PolicyError(f"model '{model}' is not a local checkpoint folder (no config.json); "
                           "evaluation never downloads: give the folder a checkpoint was saved "
                           "to, or download one first (source hf.sh)")
-    _BACKENDS[backend].check(device)
+    _BACKENDS.get(backend).check(device)
     return path
 
 
 def load_policy(backend: str, model: str | Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
     """The policy and its chat codec from the checkpoint folder `model` (never downloads)."""
     path = check_policy(backend, model, device)
-    return _BACKENDS[backend].load(path, device)
+    return _BACKENDS.get(backend).load(path, device)
 
 
 def _codec(path: Path) -> ChatCodec:
