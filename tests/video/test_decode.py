@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from vagen.registry import Registry
 from vagen.video import VideoError, decode_at_times, probe_video
 from vagen.video import decode as decode_module
 from vagen.video.decode import BACKEND_ENV, decode_video, resolve_backends
@@ -95,11 +96,13 @@ def test_unreadable_video_raises_video_error_naming_the_path(bad_videos, kind, b
 def opened(monkeypatch):
     """Names of the backends that open a file, in order (the real readers still run)."""
     names = []
-    for name, reader in list(decode_module._BACKENDS.items()):
-        def recording(path, name=name, reader=reader):
+    recording = Registry("video backend")
+    for name, reader in decode_module._BACKENDS.items():
+        def record(path, name=name, reader=reader):
             names.append(name)
             return reader(path)
-        monkeypatch.setitem(decode_module._BACKENDS, name, recording)
+        recording.add(name, record)
+    monkeypatch.setattr(decode_module, "_BACKENDS", recording)
     return names
 
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vagen.registry import Registry
 from vagen.video.sampling import frame_indices
 
 logger = logging.getLogger(__name__)
@@ -67,23 +68,23 @@ class FrameReader(Protocol):
     def close(self) -> None: ...
 
 
-_BACKENDS: dict[str, Callable[[str], FrameReader]] = {}
+_BACKENDS: Registry[Callable[[str], FrameReader]] = Registry("video backend")
 
 
 def register_backend(name: str):
     """Register a reader class (called with an existing path) under `name`."""
 
     def decorator(opener: Callable[[str], FrameReader]):
-        if name in _BACKENDS or name == "auto":
-            raise ValueError(f"video backend '{name}' is already registered")
-        _BACKENDS[name] = opener
-        return opener
+        if name == "auto":
+            raise ValueError(f"video backend 'auto' is reserved (it tries "
+                             f"{', '.join(AUTO_ORDER)} in turn); pick another name")
+        return _BACKENDS.add(name, opener)
 
     return decorator
 
 
 def backend_names() -> list[str]:
-    """Names accepted by `backend=` and `VAGEN_VIDEO_BACKEND`."""
+    """Names accepted by `backend=` and `VAGEN_VIDEO_BACKEND`, in registration order."""
     return ["auto", *_BACKENDS]
 
 
@@ -124,7 +125,7 @@ def decode_video(path: str | os.PathLike, times_s: TimesSpec,
     errors: list[str] = []
     for name in resolve_backends(backend):
         try:
-            reader = _BACKENDS[name](path)
+            reader = _BACKENDS.get(name)(path)
         except Exception as err:  # any backend failure moves on to the next backend
             errors.append(f"{name}: {_describe(err)}")
             continue

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from vagen.data.sample import Sample, save_samples
+from vagen.registry import Registry
 from vagen.video.sampling import pool_times, uniform_indices
 from vagen.video.synthetic_render import PALETTE, SHAPES, Detail, Track, VideoPlan, write_video
 
@@ -64,16 +65,14 @@ class KindSpec:
     counts_events: bool  # answering needs every event and a clean frame between two of them
 
 
-KINDS: dict[str, KindSpec] = {}
+KINDS: Registry[KindSpec] = Registry("question kind")  # in registration order
 
 
 def register_kind(name: str, counts_events: bool = False):
     """Register a question builder `(rng, config) -> Question` under `name`."""
 
     def wrap(build):
-        if name in KINDS:
-            raise ValueError(f"question kind {name!r} is already registered")
-        KINDS[name] = KindSpec(build, counts_events)
+        KINDS.add(name, KindSpec(build, counts_events))
         return build
 
     return wrap
@@ -362,7 +361,7 @@ def make_sample(cfg: SynthConfig, seed: int, index: int, out_dir: str | Path) ->
     """Sample `index` of the data set drawn with `seed`: its kind is `cfg.kinds[index % len]`,
     its randomness `default_rng([seed, index])`; writes its videos under `out_dir/videos`."""
     kind = cfg.kinds[index % len(cfg.kinds)]
-    q = KINDS[kind].build(np.random.default_rng([seed, index]), cfg)
+    q = KINDS.get(kind).build(np.random.default_rng([seed, index]), cfg)
     sample_id = f"synth-{seed}-{index:05d}"
     out_dir = Path(out_dir)
     videos = []
@@ -446,7 +445,8 @@ def span_view(durations: Sequence[float], spans: Sequence[Sequence[float]], k: i
 def sees_evidence(sample: Sample, views: Sequence[np.ndarray]) -> bool:
     """Whether frames at `views` (times per video) answer the sample: some frame inside
     every relevant span, and for counting kinds also a frame between two events."""
-    spec = KINDS.get(sample.extra.get("kind", ""))
+    kind = sample.extra.get("kind", "")
+    spec = KINDS.get(kind) if kind in KINDS else None
     for video, spans in _by_video(sample.relevant_spans or []).items():
         times = np.asarray(views[video])
         if not all(((times >= s) & (times <= e)).any() for s, e in spans):
