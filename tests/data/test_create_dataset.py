@@ -9,9 +9,8 @@ import yaml
 from vagen.data.convert import ConvertOptions, convert
 from vagen.data.create_dataset import main
 from vagen.data.sample import load_samples
-from vagen.env import make_env
+from vagen.env import load_env_groups, make_env
 from vagen.env.video_qa import PROTOCOLS, VideoQAConfig
-from vagen.server.service import load_env_groups
 
 REPO = Path(__file__).resolve().parents[2]
 

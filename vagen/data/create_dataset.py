@@ -28,6 +28,7 @@ from typing import Any
 from tqdm import tqdm
 
 from vagen.env.base import IMAGE_PLACEHOLDER
+from vagen.env.groups import load_env_groups
 from vagen.env.registry import make_env
 from vagen.env.video_qa import VideoQAEnv, prompts
 from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
@@ -163,8 +164,6 @@ def create_dataset(config_path: str | Path, out: str | Path, fmt: str = "vagen",
                    overrides: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write `out/<split>.parquet` for the chosen env groups; returns the files by split."""
     import pandas as pd
-
-    from vagen.server.service import load_env_groups
 
     if fmt not in _FORMATS:
         raise ValueError(f"unknown format '{fmt}'; formats: {', '.join(list_formats())}")

@@ -29,7 +29,8 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from vagen.server.service import EnvService, EnvSpec, RequestError, Slot, load_env_groups
+from vagen.env.groups import load_env_groups
+from vagen.server.service import EnvService, EnvSpec, RequestError, Slot
 from vagen.server.wire import (
     DEFAULT_CODEC,
     Codec,

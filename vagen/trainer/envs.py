@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vagen.env.groups import load_env_groups
 from vagen.env.video_qa.config import VideoQAConfig
 from vagen.server.app import BackgroundServer, create_app
 from vagen.server.client import EnvClient
-from vagen.server.service import EnvService, EnvSpec, load_env_groups
+from vagen.server.service import EnvService, EnvSpec
 
 
 @dataclass

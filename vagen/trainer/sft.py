@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from vagen.env.groups import load_env_groups
 from vagen.env.registry import make_env
 from vagen.rollout.tokens import ChatCodec, Segment, TrajectoryTokens, collate_segments
-from vagen.server.service import load_env_groups
 from vagen.trainer.local import parse_args
 from vagen.trainer.logger import LogConfig, StepLogger
 from vagen.trainer.losses import step_if_finite

@@ -107,8 +107,8 @@ def test_the_run_env_groups_are_valid_and_fit_the_token_budget(grpo_config):
     frames fit the prompt with 1024 tokens to spare (system prompt, question, frame labels),
     and the later turns - policy tokens and retrieved frames - the response with 512 to spare
     (two observations' labels and instructions)."""
+    from vagen.env import load_env_groups
     from vagen.env.video_qa.config import VideoQAConfig
-    from vagen.server.service import load_env_groups
 
     groups = load_env_groups(Path(__file__).parents[3] / "scripts/video_ppo/env_config.yaml")
     assert sorted(groups) == ["video-mtr-test", "video-mtr-train"]
