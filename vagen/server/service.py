@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vagen.env.base import Env, StepResult
-from vagen.env.groups import load_env_groups  # noqa: F401 (its old home; still importable here)
 from vagen.env.registry import make_env
 
 log = logging.getLogger(__name__)
