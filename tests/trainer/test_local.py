@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vagen.cli import main
+from vagen.rollout.backends.hf import MODEL_INPUTS
 from vagen.trainer.batch import training_batch
 from vagen.trainer.local import LocalTrainer
 from vagen.trainer.logger import read_metrics
@@ -136,9 +137,7 @@ def test_lora_trains_only_the_adapter_and_switched_on_parts(make_config: Callabl
     assert any("lora_B" in n for n in moved)
 
     # The reference is the adapter switched off: the model as loaded, not the policy.
-    keys = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
-            "mm_token_type_ids")
-    inputs = {k: batch[k] for k in keys if k in batch}
+    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
     original = AutoModelForImageTextToText.from_pretrained(config.model.path).eval()
     with torch.no_grad():
         policy_logits = model(**inputs).logits

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from vagen.rollout.backends.hf import MODEL_INPUTS
 from vagen.rollout.tokens import TrajectoryTokens, collate_segments
 from vagen.trainer.checkpoint import CheckpointManager
 from vagen.trainer.policy import PARTS, ModelConfig, Policy
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
-                "mm_token_type_ids")
 ALL_PARTS = tuple(prefix for prefixes in PARTS.values() for prefix in prefixes)
 
 

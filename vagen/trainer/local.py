@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from vagen.config import load_config
-from vagen.rollout.backends.hf import HFBackend, token_logprobs
+from vagen.rollout.backends.hf import HFBackend, gather_logprobs, policy_logits, token_logprobs
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
 from vagen.trainer.advantages import AdvantageConfig
 from vagen.trainer.algos import get_advantage_estimator
@@ -226,19 +226,12 @@ class LocalTrainer:
         return loss, metrics
 
     def _forward(self, mb: dict[str, torch.Tensor]):
-        """Processed logits `(bs, L, V)` aligned with tokens, token log-probs, values."""
-        temperature = self.config.rollout.sampling.temperature
-        keys = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
-                "mm_token_type_ids")
-        out = self.policy.model(**{k: mb[k] for k in keys if k in mb},
-                                output_hidden_states=self.policy.value_head is not None)
-        logits = out.logits.float()
-        if temperature > 0:
-            logits = logits / temperature
-        logits[..., self.policy.codec.suppressed_ids] = float("-inf")
-        logits = torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1)
-        logprobs = logits.log_softmax(-1).gather(-1, mb["input_ids"].unsqueeze(-1)).squeeze(-1)
-        logprobs = _on_policy_tokens(logprobs, mb["loss_mask"])
+        """Sampling-distribution logits `(bs, L, V)` aligned with tokens, the policy tokens'
+        log-probs, and values (PPO)."""
+        logits, out = policy_logits(self.policy.model, mb, self.config.rollout.sampling.temperature,
+                                    self.policy.codec.suppressed_ids,
+                                    output_hidden_states=self.policy.value_head is not None)
+        logprobs = _on_policy_tokens(gather_logprobs(logits, mb["input_ids"]), mb["loss_mask"])
         values = None
         if self.policy.value_head is not None:
             values = self.policy.value_head(out.hidden_states[-1])

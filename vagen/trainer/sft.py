@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from vagen.env.groups import load_env_groups
 from vagen.env.registry import make_env
+from vagen.rollout.backends.hf import policy_logits
 from vagen.rollout.tokens import ChatCodec, Segment, TrajectoryTokens, collate_segments
 from vagen.trainer.local import parse_args
 from vagen.trainer.logger import LogConfig, StepLogger
@@ -114,9 +115,7 @@ def _sft_loss(policy: Policy, segments: list[Segment]) -> tuple[torch.Tensor, fl
     """Mean cross-entropy over the expert's tokens, and the share predicted exactly."""
     batch = collate_segments(segments, policy.codec, policy.rope_index)
     batch = {k: v.to(policy.device) for k, v in batch.items()}
-    keys = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
-            "mm_token_type_ids")
-    logits = policy.model(**{k: batch[k] for k in keys if k in batch}).logits[:, :-1].float()
+    logits = policy_logits(policy.model, batch, temperature=0)[0][:, 1:]
     target = batch["input_ids"][:, 1:]
     mask = batch["loss_mask"][:, 1:]
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")

@@ -89,25 +89,45 @@ def left_pad_batch(prompts: list[PromptInput], codec: ChatCodec) -> dict[str, to
     return batch
 
 
-def token_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
-                   suppressed_ids: list[int] = (), with_entropy: bool = False,
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-prob of each token given the ones before it, `(bs, L)` (0 at position 0), from
-    `softmax(logits / temperature)` with `suppressed_ids` removed — the distribution the
-    backend sampled from. With `with_entropy`, also the per-token entropy `(bs, L)`."""
-    keys = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
-            "mm_token_type_ids")
-    logits = model(**{k: batch[k] for k in keys if k in batch}).logits[:, :-1].float()
+MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "position_ids",
+                "mm_token_type_ids")
+
+
+def policy_logits(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
+                  suppressed_ids: list[int] = (), output_hidden_states: bool = False,
+                  ) -> tuple[torch.Tensor, Any]:
+    """Logits of the distribution the backend samples from (`logits / temperature`, with
+    `suppressed_ids` at -inf), shifted so that position i holds the logits that predict
+    token i: `(bs, L, V)`, zeros at position 0. Also returns the model output (hidden
+    states for a value head). The one forward that training, SFT and re-scoring share."""
+    out = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch},
+                output_hidden_states=output_hidden_states)
+    logits = out.logits.float()
     if temperature > 0:
         logits = logits / temperature
     if suppressed_ids:
         logits[..., list(suppressed_ids)] = float("-inf")
-    logp_all = logits.log_softmax(-1)
-    target = batch["input_ids"][:, 1:]
-    logp = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    pad = torch.zeros_like(logp[:, :1])
+    return torch.cat([torch.zeros_like(logits[:, :1]), logits[:, :-1]], dim=1), out
+
+
+def gather_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """`(bs, L)` log-prob of each token under aligned `(bs, L, V)` logits."""
+    return logits.log_softmax(-1).gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)
+
+
+def token_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
+                   suppressed_ids: list[int] = (), with_entropy: bool = False,
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-prob of each token given the ones before it, `(bs, L)` (0 at position 0), under
+    the sampling distribution of `policy_logits`. With `with_entropy`, also the per-token
+    entropy `(bs, L)` (0 at position 0)."""
+    logits, _ = policy_logits(model, batch, temperature, suppressed_ids)
+    logp = gather_logprobs(logits, batch["input_ids"])
+    logp[:, 0] = 0.0
     entropy = None
     if with_entropy:
+        logp_all = logits.log_softmax(-1)
         plogp = (logp_all.exp() * logp_all).nan_to_num(0.0)  # 0 * -inf on suppressed ids
-        entropy = torch.cat([pad, -plogp.sum(-1)], dim=1)
-    return torch.cat([pad, logp], dim=1), entropy
+        entropy = -plogp.sum(-1)
+        entropy[:, 0] = 0.0
+    return logp, entropy
