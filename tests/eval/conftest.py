@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from vagen.testing.tiny_model import tiny_model_dir
 from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 
 NUM_SAMPLES = 3
@@ -29,8 +28,8 @@ def samples_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory) -> Path:
-    return tiny_model_dir(tmp_path_factory.mktemp("tiny_models"))
+def model_path(tiny_model_path: Path) -> Path:
+    return tiny_model_path
 
 
 def _result(id_, source, category, duration, correct, numeric, turns, frames, iou, invalid):

@@ -16,7 +16,7 @@ from vagen.rollout.tokens import ChatCodec
 from vagen.server.app import BackgroundServer, create_app
 from vagen.server.client import EnvClient
 from vagen.server.service import EnvService
-from vagen.testing import make_test_video, tiny_model_dir
+from vagen.testing import make_test_video
 
 FRAME_SIZE = 56  # a 56x56 frame is a 2x2 grid of merged patches: 4 image tokens
 TOKENS_PER_FRAME = 4
@@ -28,29 +28,9 @@ GROUP = {"name": "qa", "env": "video_qa", "protocol": "retrieve", "max_turns": 2
 ANSWER = "B"
 
 
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model runs ~20x faster on one thread than on several fighting over a busy
-    2-core machine; restored after this package's tests."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def frame(value: int, height: int = FRAME_SIZE, width: int = FRAME_SIZE) -> np.ndarray:
     """A flat grey frame; `value` tells frames apart."""
     return np.full((height, width, 3), value, np.uint8)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Next to pytest's per-run folders, so later runs reuse the build (it is keyed by hash).
-    return tiny_model_dir(tmp_path_factory.getbasetemp().parent / "vagen-tiny-models")
 
 
 @pytest.fixture(scope="session")

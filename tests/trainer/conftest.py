@@ -9,13 +9,13 @@ policy writes valid answers with varying letters, so the rewards within a group 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from vagen.data import Sample, save_samples
-from vagen.testing import make_test_video, tiny_model_dir
+from vagen.testing import make_test_video
 
 OPTIONS = ["red", "yellow", "blue"]
 # (video, answer, relevant span start); every span lasts 3 s.
@@ -25,26 +25,6 @@ GROUP = {"env": "video_qa", "n": len(QUESTIONS), "initial_frames": 3, "frames_pe
          "pool_max_frames": 10, "max_pixels": 56 * 56, "invalid_reward": "format",
          "rewards": {"choice": 1.0, "format": 0.5}}
 SFT_STEPS = 16
-
-
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny model runs ~10x faster on one thread than on several fighting over a busy
-    2-core machine; restored after this package's tests."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Next to pytest's per-run folders, so later runs reuse the build (it is keyed by hash).
-    return tiny_model_dir(tmp_path_factory.getbasetemp().parent / "vagen-tiny-models")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 from vagen.data import Sample, save_samples
 from vagen.server.app import BackgroundServer, create_app
 from vagen.server.service import EnvService
-from vagen.testing import make_test_video, tiny_model_dir
+from vagen.testing import make_test_video
 
 # A 10 s video at 1 frame per second in the pool; 56x56 frames are 4 image tokens each.
 ENV_CONFIG = {"name": "verl-test", "env": "video_qa", "protocol": "retrieve", "max_turns": 3,
@@ -23,8 +23,8 @@ ENV_CONFIG = {"name": "verl-test", "env": "video_qa", "protocol": "retrieve", "m
 
 
 @pytest.fixture(scope="session")
-def model_dir() -> Path:
-    return tiny_model_dir()
+def model_dir(tiny_model_path: Path) -> Path:
+    return tiny_model_path
 
 
 @pytest.fixture(scope="session")
