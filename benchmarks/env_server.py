@@ -10,7 +10,7 @@
    (goal <= 0.7x its time);
 5. workers: cold resets per second of a server with --workers 2 vs 1 (goal >= 1.7x).
 
-Servers run as subprocesses (`python benchmarks/env_server.py serve ...` = `vagen server`
+Servers run as subprocesses (`python benchmarks/env_server.py server ...` = `vagen server`
 plus a benchmark env that returns fixed frames). The default run takes about two minutes
 on two CPU cores; --envs, --frames, --size, --samples and --video-size scale it up.
 
@@ -20,15 +20,12 @@ on two CPU cores; --envs, --frames, --size, --samples and --video-size scale it 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ from vagen.data.sample import load_samples
 from vagen.env.base import Observation, StepResult
 from vagen.env.registry import make_env, register_env
 from vagen.server.client import EnvClient
+from vagen.server.launch import server_subprocess
 from vagen.video.pool import PoolConfig, build_pool, get_pool
 from vagen.video.synthetic import SynthConfig, generate_dataset
 
@@ -79,22 +77,10 @@ class FixedFramesEnv:
         pass
 
 
-@contextmanager
-def server_process(config: Path, workers: int, env: dict[str, str] | None = None
-                   ) -> Iterator[str]:
-    """A `vagen server` subprocess (with the benchmark env registered); yields its URL."""
-    command = [sys.executable, __file__, "serve", "--config", str(config), "--port", "0",
-               "--workers", str(workers)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, env={**os.environ, **(env or {})})
-    try:
-        line = process.stdout.readline()
-        if not line.startswith("vagen server: listening on "):
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        yield line.split()[4]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def server_process(config: Path, workers: int, env: dict[str, str] | None = None):
+    """A `vagen server` subprocess with the benchmark env registered (this file run as `server`);
+    a context manager yielding its URL."""
+    return server_subprocess(config, workers, launcher=[sys.executable, __file__], env=env)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -248,7 +234,7 @@ def prepare(args: argparse.Namespace, root: Path
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:
+    if argv[:1] == ["server"]:  # the benchmark env server (see server_process)
         from vagen.server.app import main as serve
 
         return serve(argv[1:])

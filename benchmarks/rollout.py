@@ -17,12 +17,9 @@ tokens a turn. The default run takes about 70 s on two CPU cores.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,6 +31,7 @@ from vagen.rollout.backends.hf import HFBackend
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
 from vagen.rollout.tokens import ChatCodec
 from vagen.server.client import EnvClient
+from vagen.server.launch import server_subprocess
 from vagen.testing import tiny_model_dir
 from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 
@@ -68,23 +66,6 @@ def env_group(samples: Path, args: argparse.Namespace) -> dict:
             "max_turns": args.turns, "initial_frames": args.frames,
             "frames_per_turn": args.frames_per_turn, "max_pixels": 56 * 56,
             "prompt_example": False}
-
-
-@contextmanager
-def env_server(config: Path) -> Iterator[str]:
-    """`vagen server --config config` on a free port; yields its URL."""
-    command = [sys.executable, "-m", "vagen", "server", "--config", str(config), "--port", "0",
-               "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
-    try:
-        line = process.stdout.readline()
-        if not line.startswith("vagen server: listening on "):
-            raise RuntimeError(f"the env server did not start: {line!r}")
-        yield line.split()[4]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def tokens_of(trajectories: list[Trajectory]) -> tuple[int, int]:
@@ -135,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(tmp, args.samples, seed=args.seed, config=SYNTH)
         config_path = Path(tmp) / "env_config.yaml"
         config_path.write_text(yaml.safe_dump([env_group(Path(tmp) / SAMPLES_FILE, args)]))
-        with env_server(config_path) as url, EnvClient(url) as client:
+        with server_subprocess(config_path) as url, EnvClient(url) as client:
             env_ids = [f"bench-{i}" for i in range(args.envs)]
             client.create(dict.fromkeys(env_ids, {"group": "bench"}))
             seeds = list(range(args.envs))

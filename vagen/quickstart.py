@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from vagen.config import load_config
+from vagen.server.launch import server_subprocess
 from vagen.trainer.logger import read_metrics
 
 ENV_CONFIG = "scripts/quickstart/env_config.yaml"
@@ -59,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stage("data", make_data, out, config)
     model = stage("tiny model", make_model, out)
-    with EnvServer(ENV_CONFIG, out / "server.log") as url:
+    with server_subprocess(ENV_CONFIG, workers=2, log=out / "server.log") as url:
+        print(f"env server at {url}")
         sft_model = stage("sft", run_sft, out, config, model)
         rl_model = stage("grpo", run_grpo, out, config, sft_model, url)
         evals = stage("eval", run_evals, out, {"sft": sft_model, "grpo": rl_model}, url)
@@ -87,44 +85,6 @@ def make_model(out: Path) -> Path:
     path = tiny_model_dir(out / "models")
     print(f"tiny Qwen2.5-VL in {path}")
     return path
-
-
-class EnvServer:
-    """`vagen server` in a subprocess on a free 127.0.0.1 port, stopped on exit."""
-
-    def __init__(self, env_config: str, log_path: Path) -> None:
-        self.env_config = env_config
-        self.log_path = log_path
-
-    def __enter__(self) -> str:
-        self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-u", "-m", "vagen", "server", "--config", self.env_config,
-             "--port", "0", "--workers", "2"], stdout=subprocess.PIPE, stderr=self.log,
-            text=True)
-        line = self.proc.stdout.readline()
-        if "listening on " not in line:
-            self.__exit__()
-            raise RuntimeError(f"env server did not start; see {self.log_path}")
-        url = line.split("listening on ")[1].split()[0]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/health", timeout=2).ok:
-                    print(f"env server at {url}")
-                    return url
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"env server at {url} never answered /health; see {self.log_path}")
-
-    def __exit__(self, *exc: Any) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def run_sft(out: Path, config: QuickstartConfig, model: Path) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from vagen.data import Sample, save_samples
 from vagen.rollout.tokens import ChatCodec
-from vagen.server.app import BackgroundServer, create_app
+from vagen.server.app import BackgroundServer
 from vagen.server.client import EnvClient
 from vagen.server.service import EnvService
 from vagen.testing import make_test_video
@@ -67,13 +67,12 @@ def samples_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def env_server(samples_path: Path) -> Iterator[BackgroundServer]:
     """A real waitress server holding the "qa" group."""
-    service = EnvService({"qa": {**GROUP, "data": str(samples_path)}}, workers=2)
-    server = BackgroundServer(create_app(service), threads=4)
+    server = BackgroundServer(EnvService({"qa": {**GROUP, "data": str(samples_path)}}, workers=2),
+                              threads=4)
     try:
         yield server
     finally:
         server.stop()
-        service.shutdown()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from tests.server.frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
 from vagen.env.video_qa import PROTOCOLS
-from vagen.server.app import BackgroundServer, create_app
+from vagen.server.app import BackgroundServer
 from vagen.server.service import EnvService
 from vagen.video.encode import write_mp4
 from vagen.video.synthetic import SynthConfig, generate_dataset
@@ -64,23 +64,17 @@ def service(groups: dict[str, dict[str, Any]]) -> Iterator[EnvService]:
 def serve(groups: dict[str, dict[str, Any]]) -> Iterator[Callable[..., BackgroundServer]]:
     """Start real servers: `serve(token=None, workers=2)` -> a running `BackgroundServer`
     (its service at `.service`); all are stopped and their envs closed at teardown."""
-    started: list[tuple[BackgroundServer, EnvService]] = []
+    started: list[BackgroundServer] = []
 
     def start(token: str | None = None, workers: int = 2) -> BackgroundServer:
-        service = EnvService(groups, workers=workers)
-        server = BackgroundServer(create_app(service, token), threads=4)
-        server.service = service
-        started.append((server, service))
-        return server
+        started.append(BackgroundServer(EnvService(groups, workers=workers), token, threads=4))
+        return started[-1]
 
     try:
         yield start
     finally:
-        for server, service in started:
-            try:
-                server.stop()
-            finally:
-                service.shutdown()
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.server.frames_env import start_server_process
-from vagen.server.app import ServerLimits, create_app, main
+from vagen.server.app import ServerLimits, main
 from vagen.server.service import EnvService
 from vagen.server.wire import decode_observation, decode_step_result, get_codec, loads
 
@@ -116,7 +116,7 @@ def test_oversized_bodies_and_wrong_methods_get_json_errors(groups):
     from vagen.server.app import BackgroundServer
 
     service = EnvService(groups)
-    server = BackgroundServer(create_app(service, limits=ServerLimits(max_body_bytes=1000)))
+    server = BackgroundServer(service, limits=ServerLimits(max_body_bytes=1000))
     try:
         huge = post(server.url, "/v1/reset", {"envs": [], "pad": "x" * 5000})
         assert huge.status_code == 413 and "Too Large" in huge.json()["error"]
@@ -124,7 +124,6 @@ def test_oversized_bodies_and_wrong_methods_get_json_errors(groups):
         assert wrong.status_code == 405 and wrong.json()["field"] is None
     finally:
         server.stop()
-        service.shutdown()
 
 
 def _mutate(rng: random.Random, body: dict) -> bytes:

@@ -277,18 +277,14 @@ def env_server(url: str, workers: int) -> Iterator[str]:
                                    "`vagen server --port PORT` or drop --server") from err
         yield url
         return
-    from vagen.server.app import BackgroundServer, create_app
+    from vagen.server.app import BackgroundServer
     from vagen.server.service import EnvService
 
-    service = EnvService(None, workers)
-    server = BackgroundServer(create_app(service), threads=workers + 4)
+    server = BackgroundServer(EnvService(None, workers), threads=workers + 4)
     try:
         yield server.url
     finally:
-        try:
-            server.stop()
-        finally:
-            service.shutdown()
+        server.stop()
 
 
 @contextmanager

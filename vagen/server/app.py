@@ -30,6 +30,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from vagen.env.groups import load_env_groups
+from vagen.server.launch import LISTENING
 from vagen.server.service import EnvService, EnvSpec, RequestError, Slot
 from vagen.server.wire import (
     DEFAULT_CODEC,
@@ -256,11 +257,16 @@ def start_server(app: Flask, host: str = "127.0.0.1", port: int = 0, threads: in
 
 
 class BackgroundServer:
-    """A waitress server on a daemon thread (tests, benchmarks): `.url`, `.stop()`."""
+    """`service` served by waitress on a daemon thread, in this process (trainer, eval,
+    tests): `.url`, `.service`, `.stop()`, which also closes the service's envs."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
+    def __init__(self, service: EnvService, token: str | None = None,
+                 limits: ServerLimits | None = None, host: str = "127.0.0.1", port: int = 0,
+                 threads: int = 8):
         import threading
 
+        self.service = service
+        app = create_app(service, token, limits)
         # stop() wakes the loop through its trigger, so a 1 s poll keeps stopping prompt.
         self._server = start_server(app, host, port, threads)
         self.url = f"http://{host}:{self._server.effective_port}"
@@ -269,7 +275,14 @@ class BackgroundServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting and drop open connections, as a killed server would."""
+        """Stop accepting and drop open connections, as a killed server would; then close
+        the service's envs and worker threads."""
+        try:
+            self._stop_serving()
+        finally:
+            self.service.shutdown()
+
+    def _stop_serving(self) -> None:
         from waitress import wasyncore
 
         server = self._server
@@ -317,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             app.run(args.host, args.port, debug=True, threaded=True, use_reloader=False)
             return 0
         server = start_server(app, args.host, args.port, args.threads or args.workers + 4)
-        print(f"vagen server: listening on http://{args.host}:{server.effective_port} "
+        print(f"{LISTENING}http://{args.host}:{server.effective_port} "
               f"({args.workers} workers, groups: {', '.join(sorted(service.groups)) or '-'})",
               flush=True)
         try:

@@ -9,7 +9,7 @@ import numpy as np
 
 from vagen.env.groups import load_env_groups
 from vagen.env.video_qa.config import VideoQAConfig
-from vagen.server.app import BackgroundServer, create_app
+from vagen.server.app import BackgroundServer
 from vagen.server.client import EnvClient
 from vagen.server.service import EnvService, EnvSpec
 
@@ -39,7 +39,7 @@ class TrainEnvs:
         self._server = None
         urls = list(config.urls)
         if not urls:
-            self._server = BackgroundServer(create_app(EnvService(groups, config.workers)))
+            self._server = BackgroundServer(EnvService(groups, config.workers))
             urls = [self._server.url]
         self.client = EnvClient(urls, token=config.token)
         self.env_ids = [f"{prefix}-{i}" for i in range(count)]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from vagen.data import Sample, save_samples
-from vagen.server.app import BackgroundServer, create_app
+from vagen.server.app import BackgroundServer
 from vagen.server.service import EnvService
 from vagen.testing import make_test_video
 
@@ -48,14 +48,11 @@ def env_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def env_server() -> Iterator[BackgroundServer]:
     """A real env server (waitress, 127.0.0.1, free port); rows carry their env config."""
-    service = EnvService(workers=2)
-    server = BackgroundServer(create_app(service), threads=4)
-    server.service = service
+    server = BackgroundServer(EnvService(workers=2), threads=4)
     try:
         yield server
     finally:
         server.stop()
-        service.shutdown()
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+"""`vagen server` as a child process on a free 127.0.0.1 port: what the quick start and the
+benchmarks run beside their own process (a separate process, so env work never competes
+with the policy for the GIL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+LISTENING = "vagen server: listening on "  # the first line `vagen server` prints
+
+
+@contextmanager
+def server_subprocess(config: str | Path, workers: int = 2,
+                      launcher: list[str] | None = None, env: dict[str, str] | None = None,
+                      log: Path | None = None, health_timeout_s: float = 60.0) -> Iterator[str]:
+    """Start `<launcher> server --config CONFIG --port 0 --workers N` (launcher default:
+    `python -m vagen`), wait until `/health` answers, yield its URL, terminate it on exit.
+    Its stderr goes to `log` (or is dropped)."""
+    command = [*(launcher or [sys.executable, "-m", "vagen"]), "server", "--config",
+               str(config), "--port", "0", "--workers", str(workers)]
+    stderr = log.open("w") if log is not None else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                               env={**os.environ, **(env or {})})
+    where = f"; see {log}" if log is not None else ""
+    try:
+        line = process.stdout.readline()
+        if not line.startswith(LISTENING):
+            raise RuntimeError(f"the env server did not start: {line!r}{where}")
+        url = line[len(LISTENING):].split()[0]
+        _wait_for_health(url, health_timeout_s, where)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log is not None:
+            stderr.close()
+
+
+def _wait_for_health(url: str, timeout_s: float, where: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the env server at {url} never answered /health{where}")
