@@ -32,6 +32,9 @@ def test_oracle_retrieves_the_span_then_answers(env_config, protocol):
     assert request.info["valid_action"] and request.info["action_type"] != "answer"
     assert not request.done and request.reward == 0.0
     assert request.obs.timestamps == [12.5, 13.5, 14.5]  # the span [12, 15]
+    # Video-MTR's frame IoU with the relevant pool frames 12-14: opening frames share one
+    assert request.info["initial_iou"] == pytest.approx(1 / 6)
+    assert request.info["frames_iou"] == pytest.approx(1.0)
     check_frames_match_labels(request.obs)
     assert "You have 2 turns left" in request.obs.text
 
@@ -44,6 +47,7 @@ def test_oracle_retrieves_the_span_then_answers(env_config, protocol):
         "answer": "B", "correct": True, "seen_times": None}
     assert answer.info["seen_times"] == [2.5, 7.5, 12.5, 17.5, 12.5, 13.5, 14.5]
     assert answer.info["seen_video_ids"] == [0] * 7
+    assert answer.info["frames_iou"] is None  # an answer fetches nothing
 
 
 def test_single_protocol_answers_at_once_from_uniform_frames(env_config):

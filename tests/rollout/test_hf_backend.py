@@ -209,3 +209,20 @@ def test_token_entropy_is_that_of_the_sampling_distribution(model, codec):
 
 def test_no_prompts_generate_nothing(model, codec):
     assert HFBackend(model, codec).generate([], SamplingParams()) == []
+
+
+def test_a_seeded_call_repeats_its_draws_and_leaves_the_callers_rng_alone(model, codec):
+    backend = HFBackend(model, codec)
+    trajectory = TrajectoryTokens(codec, "system")
+    trajectory.add_observation(*observation(0, 0))
+    prompts = [trajectory.generation_input()] * 4
+    seeded = SamplingParams(max_new_tokens=8, temperature=1.0, seed=11)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    first = [g.ids for g in backend.generate(prompts, seeded)]
+    assert torch.equal(torch.get_rng_state(), state)  # the trainer's own seeding survives
+    assert [g.ids for g in backend.generate(prompts, seeded)] == first
+    assert len({tuple(ids) for ids in first}) > 1  # the rows of one call still differ
+    unseeded = SamplingParams(max_new_tokens=8, temperature=1.0)
+    backend.generate(prompts, unseeded)
+    assert not torch.equal(torch.get_rng_state(), state)  # unseeded draws from the caller's

@@ -16,6 +16,7 @@ from vagen.trainer.batch import training_batch
 from vagen.trainer.local import LocalTrainer
 from vagen.trainer.logger import read_metrics
 from vagen.trainer.policy import PARTS, ValueHead
+from vagen.trainer.rewards import apply_shaping
 
 VISION_TOWER = PARTS["tune_mm_vision"]
 MERGER = PARTS["tune_mm_mlp"]
@@ -67,6 +68,41 @@ def test_grpo_step_moves_language_model_and_merger_but_not_frozen_vision_tower(
     assert not any(_changed(before, model, VISION_TOWER).values())
     assert not any(p.requires_grad for n, p in model.named_parameters()
                    if n.startswith(VISION_TOWER))
+
+
+def test_video_mtr_shaping_replaces_the_env_rewards_on_the_tokens(
+        make_config: Callable) -> None:
+    # weights that make each turn's shaped reward hand-checkable: 0.25 per well-formed turn,
+    # 2.0 for a correct answer, nothing else
+    trainer = LocalTrainer(make_config(
+        "envs.group=retrieve", "rewards=video_mtr", "shaping.format_reward=0.25",
+        "shaping.answer_reward=2.0", "shaping.turn_penalty=0", "shaping.iou_reward=0",
+        "shaping.exploration=false"))
+    try:
+        trajectories = trainer.play(0)
+        metrics = apply_shaping(trajectories, trainer.config.shaping)
+        batch, row_traj = training_batch(trajectories, trainer.policy.codec,
+                                         trainer.policy.rope_index)
+        step_metrics = trainer.train_step()
+    finally:
+        trainer.close()
+    assert set(metrics) == {"shaping/retrieve_ratio", "shaping/exploration_bonus"}
+    for index, trajectory in enumerate(trajectories):
+        expected = [0.25 * turn.info["valid_action"]
+                    + 2.0 * (turn.info["action_type"] == "answer" and turn.info["correct"])
+                    for turn in trajectory.turns]
+        assert [turn.reward for turn in trajectory.turns] == pytest.approx(expected)
+        rows = [row for row, owner in enumerate(row_traj) if owner == index]
+        assert float(batch["token_rewards"][rows].sum()) == pytest.approx(sum(expected))
+    assert any(turn.reward > 0 for t in trajectories for turn in t.turns)  # not all invalid
+    assert {"shaping/retrieve_ratio", "shaping/exploration_bonus"} <= set(step_metrics)
+
+
+def test_shaping_discount_is_refused_where_estimators_discount(make_config: Callable) -> None:
+    with pytest.raises(ValueError, match="high_level_gamma"):
+        make_config("rewards=video_mtr", "shaping.turn_discount=0.95")
+    with pytest.raises(ValueError, match="rewards is 'shaped'"):
+        make_config("rewards=shaped")
 
 
 def test_updates_on_a_fixed_batch_lower_the_loss(make_config: Callable) -> None:

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from vagen.config import load_config
+from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.hf import HFBackend, gather_logprobs, policy_logits, token_logprobs
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
 from vagen.trainer.advantages import AdvantageConfig
@@ -29,6 +30,7 @@ from vagen.trainer.envs import EnvsConfig, TrainEnvs
 from vagen.trainer.logger import LogConfig, StepLogger
 from vagen.trainer.losses import PolicyLossConfig, actor_loss, step_if_finite, value_loss
 from vagen.trainer.policy import ModelConfig, Policy
+from vagen.trainer.rewards import REWARD_SOURCES, apply_shaping
 
 MODES = ("grpo", "ppo")
 
@@ -86,6 +88,10 @@ class TrainConfig:
     envs: EnvsConfig = field(default_factory=EnvsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    rewards: str = field(default="env", metadata={
+        "help": "env: each turn's env reward | video_mtr: Video-MTR shaping of the batch "
+                "(weights under shaping)"})
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
     steps: int = field(default=100, metadata={"help": "optimizer steps"})
@@ -102,6 +108,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
+        if self.rewards not in REWARD_SOURCES:
+            raise ValueError(f"rewards is {self.rewards!r}; use one of "
+                             f"{', '.join(REWARD_SOURCES)}")
+        if self.rewards == "video_mtr" and self.shaping.turn_discount != 1.0:
+            raise ValueError("shaping.turn_discount discounts Video-MTR's returns, but the "
+                             "local trainer's estimators compute returns themselves: leave it "
+                             "at 1.0 and set algo.advantage.high_level_gamma (bi_level_gae)")
 
 
 class LocalTrainer:
@@ -146,6 +159,8 @@ class LocalTrainer:
         started = time.perf_counter()
         torch.manual_seed(self.config.seed * 100_003 + self.step)
         trajectories = self.play(self.step)
+        shaping = (apply_shaping(trajectories, self.config.shaping)
+                   if self.config.rewards == "video_mtr" else {})
         batch, row_traj = training_batch(trajectories, self.policy.codec, self.policy.rope_index)
         batch = {k: v.to(self.policy.device) for k, v in batch.items()}
         self.add_reference_and_values(batch)
@@ -154,7 +169,7 @@ class LocalTrainer:
         self.step += 1
         elapsed = time.perf_counter() - started
         tokens = float(batch["attention_mask"].sum())
-        return {**rollout_metrics(trajectories), **update, "perf/step_s": elapsed,
+        return {**rollout_metrics(trajectories), **shaping, **update, "perf/step_s": elapsed,
                 "perf/tokens_per_s": tokens / elapsed}
 
     def play(self, step: int) -> list[Trajectory]:

@@ -29,6 +29,7 @@ from vagen.env.video_qa.oracle import (
 from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
 from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
+from vagen.rewards.grounding import frame_set_iou
 from vagen.rewards.parsing import first_number
 from vagen.video.pool import FramePool, PoolConfig, get_pool
 
@@ -47,6 +48,15 @@ class _Episode:
     seen_times: list[float] = field(default_factory=list)
     seen_video_ids: list[int] = field(default_factory=list)
     seen_indices: list[set[int]] = field(default_factory=list)
+    relevant: set[tuple[int, int]] = field(default_factory=set)  # (video, pool index)
+    initial_iou: float = 0.0
+
+    def frames_iou(self, frames: list[ShownFrame]) -> float:
+        """IoU of `frames` with the pool frames inside the relevant spans (Video-MTR's
+        frame IoU); a frame decoded at an exact time counts as its nearest pool frame."""
+        keys = [(f.video, f.index if f.index is not None
+                 else self.pools[f.video].at_times([f.time_s])[0]) for f in frames]
+        return frame_set_iou(keys, self.relevant)
 
     def record(self, frames: list[ShownFrame]) -> None:
         for frame in frames:
@@ -86,7 +96,9 @@ class VideoQAEnv:
         layout = VideoLayout(tuple(len(p) for p in pools), tuple(p.duration_s for p in pools))
         self._episode = episode = _Episode(sample, pools, layout, evidence_spans(sample, pools),
                                            seen_indices=[set() for _ in pools])
+        episode.relevant = relevant_frames(sample, pools)
         frames = uniform_frames(pools, self.config.initial_frames)
+        episode.initial_iou = episode.frames_iou(frames)
         text = "\n".join([prompts.question_text(sample), prompts.videos_text(layout),
                           prompts.opening_header(layout), *self._frame_lines(frames),
                           prompts.turn_text(self.config.protocol, self.config.max_turns)])
@@ -153,7 +165,8 @@ class VideoQAEnv:
                           prompts.turn_text(self.config.protocol,
                                             self.config.max_turns - episode.turn)])
         obs = self._observe(episode, text, frames)
-        return StepResult(obs, 0.0, False, False, self._info(episode, action, {}, False))
+        return StepResult(obs, 0.0, False, False, self._info(
+            episode, action, {}, False, episode.frames_iou(frames) if frames else None))
 
     def _answer(self, episode: _Episode, action: Action, text: str) -> StepResult:
         episode.done = True
@@ -185,12 +198,26 @@ class VideoQAEnv:
                 "seen_video_ids": list(episode.seen_video_ids)}
 
     def _info(self, episode: _Episode, action: Action, parts: dict[str, float],
-              correct: bool) -> dict[str, Any]:
+              correct: bool, frames_iou: float | None = None) -> dict[str, Any]:
+        """`frames_iou`: the IoU of the frames this turn fetched with the relevant frames
+        (None when it fetched none); `initial_iou`: the same for the opening frames. Reward
+        shaping (Video-MTR) reads both."""
         return {"valid_action": action.valid, "action_type": action.type, "turn": episode.turn,
                 "frames_seen": len(episode.seen_times), "answer": action.answer,
                 "correct": correct, "error": action.error, "reward_parts": parts,
                 "seen_times": list(episode.seen_times),
-                "seen_video_ids": list(episode.seen_video_ids), "sample_id": episode.sample.id}
+                "seen_video_ids": list(episode.seen_video_ids), "sample_id": episode.sample.id,
+                "frames_iou": frames_iou, "initial_iou": episode.initial_iou}
+
+
+def relevant_frames(sample: Sample, pools: list[FramePool]) -> set[tuple[int, int]]:
+    """(video, pool index) of every pool frame inside a relevant span."""
+    frames = set()
+    for span in sample.relevant_spans or []:
+        video = int(span[2]) if len(span) == 3 else 0
+        pool = pools[video]
+        frames.update((video, i) for i in pool.in_span(float(span[0]), float(span[1]), len(pool)))
+    return frames
 
 
 def located_span(carrier: Span, pool: FramePool, seen: set[int], margin: int = 2) -> Span:

@@ -22,7 +22,9 @@ class SamplingParams:
                                                         "exact for PPO"})
     stop: tuple[str, ...] = field(default=DEFAULT_STOPS,
                                   metadata={"help": "a turn ends after any of these strings"})
-    seed: int | None = field(default=None, metadata={"help": "sampling seed (None: random)"})
+    seed: int | None = field(default=None, metadata={
+        "help": "seed of each generate call: the same prompts draw the same tokens, and the "
+                "caller's torch RNG is left as it was (None: draw from that RNG)"})
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -29,26 +29,29 @@ class HFBackend:
         device = next(self.model.parameters()).device
         inputs = left_pad_batch(prompts, self.codec)
         inputs = {k: v.to(device) for k, v in inputs.items()}
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
         greedy = sampling.temperature == 0
-        out = self.model.generate(
-            **inputs,
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
-            top_k=None,
-            # a checkpoint's own sampling defaults (Qwen2.5-VL-Instruct: 1.05) must not leak in
-            repetition_penalty=1.0,
-            suppress_tokens=self.codec.suppressed_ids,
-            eos_token_id=sorted(self.eos_ids),
-            pad_token_id=self.codec.pad_id,
-            stop_strings=list(sampling.stop) or None,
-            tokenizer=self.codec.tokenizer,
-            return_dict_in_generate=True,
-            output_scores=True,
-        )
+        # a seeded call draws from its own generator state: the caller's RNG is untouched
+        cuda = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None):
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=sampling.max_new_tokens,
+                do_sample=not greedy,
+                temperature=None if greedy else sampling.temperature,
+                top_p=None if greedy else sampling.top_p,
+                top_k=None,
+                # a checkpoint's own sampling defaults (Qwen2.5-VL-Instruct: 1.05) must not leak in
+                repetition_penalty=1.0,
+                suppress_tokens=self.codec.suppressed_ids,
+                eos_token_id=sorted(self.eos_ids),
+                pad_token_id=self.codec.pad_id,
+                stop_strings=list(sampling.stop) or None,
+                tokenizer=self.codec.tokenizer,
+                return_dict_in_generate=True,
+                output_scores=True,
+            )
         prompt_len = inputs["input_ids"].shape[1]
         new_ids = out.sequences[:, prompt_len:].cpu()
         logprobs = torch.stack(out.scores, dim=1).float().log_softmax(-1).cpu()

@@ -1,0 +1,22 @@
+"""The per-turn rewards the local trainer learns from: the env's own (`rewards: env`), or
+Video-MTR's shaping over the whole batch (`rewards: video_mtr`, weights under `shaping`),
+which replaces them on each turn's last token before advantages are computed."""
+
+from __future__ import annotations
+
+from vagen.rewards.shaping import ShapingConfig, record_from_infos, shape_batch
+from vagen.rollout.manager import Trajectory
+
+REWARD_SOURCES = ("env", "video_mtr")
+
+
+def apply_shaping(trajectories: list[Trajectory], config: ShapingConfig) -> dict[str, float]:
+    """Overwrite every turn's reward with its shaped reward (in the turn records and on the
+    tokens); returns the batch's shaping metrics."""
+    shaped = shape_batch([record_from_infos([turn.info for turn in t.turns])
+                          for t in trajectories], config)
+    for trajectory, rewards in zip(trajectories, shaped.turn_rewards, strict=True):
+        for index, (turn, reward) in enumerate(zip(trajectory.turns, rewards, strict=True)):
+            turn.reward = reward
+            trajectory.tokens.set_turn_reward(index, reward)
+    return shaped.metrics
