@@ -153,20 +153,23 @@ def write_report(out: Path, evals: dict[str, dict[str, Any]], timings: dict[str,
              "turns another colour for 2-3 s. Multi-turn: 16 uniform frames, then one "
              "`<retrieve>` of up to 8 frames, then the answer.", "",
              "## Held-out accuracy", "",
-             "| model | eval | accuracy | format-valid turns | mean turns | frames seen "
+             "| model | eval | accuracy | reward | format-valid turns | mean turns | frames seen "
              "| temporal IoU |",
-             "|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|"]
     for key, summary in evals.items():
         overall = summary.get("overall", summary)
         lines.append(f"| {key.split('/')[0]} | {key.split('/')[1]} | "
-                     f"{_fmt(overall.get('accuracy'))} | "
+                     f"{_fmt(overall.get('accuracy'))} | {_fmt(overall.get('mean_reward'))} | "
                      f"{_fmt(1 - (overall.get('invalid_action_rate') or 0))} | "
                      f"{_fmt(overall.get('mean_turns'))} | {_fmt(overall.get('frames_viewed'))} | "
                      f"{_fmt(overall.get('temporal_iou'))} |")
     if grpo:
-        first, last = grpo[0], grpo[-1]
-        lines += ["", f"GRPO training reward: {_fmt(first.get('reward/mean'))} at step 1 -> "
-                      f"{_fmt(last.get('reward/mean'))} at step {last['step']}."]
+        quarter = max(1, len(grpo) // 4)
+        early, late = (_mean_of(rows, "reward/mean") for rows in (grpo[:quarter],
+                                                                   grpo[-quarter:]))
+        lines += ["", f"GRPO training reward (sampled, mean of {quarter} steps): "
+                      f"{_fmt(early)} over steps 1-{quarter} -> {_fmt(late)} over steps "
+                      f"{len(grpo) - quarter + 1}-{len(grpo)}."]
     lines += ["", "## Training curves", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
     lines += ["", "## Time (s)", "", "| stage | seconds |", "|---|---|"]
@@ -176,6 +179,11 @@ def write_report(out: Path, evals: dict[str, dict[str, Any]], timings: dict[str,
     (out / "report.json").write_text(json.dumps({"eval": evals, "timings": timings}, indent=1,
                                                 default=str))
     return path
+
+
+def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def plot(rows: list[dict[str, Any]], keys: list[str], path: Path, title: str) -> Path | None:

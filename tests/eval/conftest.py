@@ -36,7 +36,8 @@ def _result(id_, source, category, duration, correct, numeric, turns, frames, io
     return {"id": id_, "group": "multi" if turns > 1 else "single", "source": source,
             "category": category, "duration_s": duration, "correct": correct,
             "numeric_reward": numeric, "turns": turns, "frames_viewed": frames,
-            "temporal_iou": iou, "invalid_actions": invalid}
+            "temporal_iou": iou, "invalid_actions": invalid,
+            "reward": 0.1 + float(correct)}  # the episode's env reward: format + choice
 
 
 @pytest.fixture

@@ -75,9 +75,10 @@ def test_score_needs_one_info_per_response():
 
 def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns(results):
     assert aggregate(results) == {
-        "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982), "mean_turns": 2.0,
+        "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982),
+        "mean_reward": pytest.approx(0.6), "mean_turns": 2.0,
         "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8}
-    assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None,
+    assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None, "mean_reward": None,
                              "mean_turns": None, "frames_viewed": None, "temporal_iou": None,
                              "invalid_action_rate": None}
 
@@ -86,9 +87,11 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
     summary = summarize(results)
     assert summary["overall"]["n"] == 4
     assert summary["by_source"] == {
-        "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_turns": 2.0,
+        "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_reward": pytest.approx(0.6),
+              "mean_turns": 2.0,
               "frames_viewed": 10.0, "temporal_iou": 0.5, "invalid_action_rate": 0.25},
-        "B": {"n": 2, "accuracy": 0.5, "numeric_reward": 1.0, "mean_turns": 2.0,
+        "B": {"n": 2, "accuracy": 0.5, "numeric_reward": 1.0, "mean_reward": pytest.approx(0.6),
+              "mean_turns": 2.0,
               "frames_viewed": 7.0, "temporal_iou": 0.125, "invalid_action_rate": 0.5}}
     assert {k: v["n"] for k, v in summary["by_category"].items()} == {"A/x": 1, "A/y": 1,
                                                                       "B/x": 2}

@@ -6,7 +6,8 @@ Per episode: `correct` (the env's exact check), `numeric_reward` (the `numeric` 
 the final answer, number questions only), `turns`, `frames_viewed`, `temporal_iou` of the
 viewed frames with the annotated spans (samples with spans only; each viewed frame covers
 its frame-pool bin, so seeing every pool frame of a span gives an IoU near 1) and
-`invalid_actions` (turns the env rejected). Groups report their means; the invalid-action
+`invalid_actions` (turns the env rejected); the result row also carries the episode's
+summed env `reward`, whose mean is `mean_reward`. Groups report their means; the invalid-action
 rate is invalid turns over all turns, so long episodes weigh more."""
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
 UNKNOWN_DURATION = "unknown"
 BREAKDOWNS = {"group": "by_group", "source": "by_source", "category": "by_category",
               "duration": "by_duration"}
-METRICS = ("accuracy", "numeric_reward", "mean_turns", "frames_viewed", "temporal_iou",
-           "invalid_action_rate")
+METRICS = ("accuracy", "numeric_reward", "mean_reward", "mean_turns", "frames_viewed",
+           "temporal_iou", "invalid_action_rate")
 
 
 def duration_bucket(duration_s: float | None) -> str:
@@ -80,6 +81,7 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"n": len(results),
             "accuracy": _mean(float(r["correct"]) for r in results),
             "numeric_reward": _mean(r["numeric_reward"] for r in results),
+            "mean_reward": _mean(r.get("reward") for r in results),
             "mean_turns": _mean(r["turns"] for r in results),
             "frames_viewed": _mean(r["frames_viewed"] for r in results),
             "temporal_iou": _mean(r["temporal_iou"] for r in results),

@@ -15,7 +15,8 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 # column title, metric key, format
 COLUMNS = (("n", "n", "{:d}"), ("accuracy", "accuracy", "{:.1%}"),
-           ("numeric reward", "numeric_reward", "{:.3f}"), ("turns", "mean_turns", "{:.2f}"),
+           ("numeric reward", "numeric_reward", "{:.3f}"), ("reward", "mean_reward", "{:.3f}"),
+           ("turns", "mean_turns", "{:.2f}"),
            ("frames viewed", "frames_viewed", "{:.1f}"), ("temporal IoU", "temporal_iou", "{:.3f}"),
            ("invalid actions", "invalid_action_rate", "{:.1%}"))
 # metric key, axis title, upper limit (None: fit)
