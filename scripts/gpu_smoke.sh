@@ -58,15 +58,8 @@ EOF
     > "$OUT/env_server.log" 2>&1 &
 SERVER_PID=$!
 trap 'kill $SERVER_PID 2>/dev/null || true; wait $SERVER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 120); do
-    if "$PYTHON" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-            "http://127.0.0.1:$PORT/health" 2>/dev/null; then
-        break
-    fi
-    sleep 1
-done
-"$PYTHON" -c "import urllib.request, sys; print('env server:', urllib.request.urlopen(sys.argv[1]).read().decode()[:200])" \
-    "http://127.0.0.1:$PORT/health"
+"$PYTHON" -m vagen server wait "http://127.0.0.1:$PORT" --pid "$SERVER_PID" \
+    --log "$OUT/env_server.log" --timeout 120
 
 rm -rf "$OUT/train"
 "$PYTHON" -m vagen train --config scripts/configs/local_grpo.yaml \

@@ -12,7 +12,10 @@ from vagen.config import ConfigKeyError
 Target = tuple[str, str]  # (module, help); the module defines main(argv) -> int
 
 COMMANDS: dict[str, Target | dict[str, Target]] = {
-    "server": ("vagen.server.app", "run the batched env server"),
+    "server": {
+        "run": ("vagen.server.app", "run the batched env server"),
+        "wait": ("vagen.server.wait", "wait until env servers answer /health"),
+    },
     "train": {
         "rl": ("vagen.trainer.local", "multi-turn RL (GRPO/PPO) with the local trainer"),
         "sft": ("vagen.trainer.sft", "SFT warm start on oracle trajectories"),
@@ -25,8 +28,8 @@ COMMANDS: dict[str, Target | dict[str, Target]] = {
     },
     "quickstart": ("vagen.quickstart", "train and evaluate the tiny model end to end"),
 }
-# `vagen train --config x.yaml` means `vagen train rl --config x.yaml`.
-DEFAULT_SUBCOMMAND = {"train": "rl"}
+# `vagen train --config x.yaml` means `vagen train rl --config x.yaml`; likewise `server run`.
+DEFAULT_SUBCOMMAND = {"train": "rl", "server": "run"}
 
 
 def _usage(table: dict, prefix: str) -> str:

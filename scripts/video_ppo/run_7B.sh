@@ -143,26 +143,10 @@ for port in "${PORTS[@]}"; do
         > "$LOG_DIR/env_server_$port.log" 2>&1 &
     SERVER_PIDS+=($!)
 done
-healthy() {
-    "$PYTHON" - "$1" <<'EOF' 2>/dev/null
-import os, sys, urllib.request
-request = urllib.request.Request(sys.argv[1])
-if os.environ.get("VAGEN_SERVER_TOKEN"):
-    request.add_header("Authorization", "Bearer " + os.environ["VAGEN_SERVER_TOKEN"])
-urllib.request.urlopen(request, timeout=5)
-EOF
-}
-for port in "${PORTS[@]}"; do
-    deadline=$((SECONDS + HEALTH_TIMEOUT_S))
-    until healthy "http://127.0.0.1:$port/health"; do
-        if ((SECONDS > deadline)); then
-            echo "run_7B.sh: env server on port $port did not answer /health within" \
-                 "${HEALTH_TIMEOUT_S}s; see $LOG_DIR/env_server_$port.log" >&2
-            exit 1
-        fi
-        sleep 2
-    done
-    echo "env server on port $port is up"
+for i in "${!PORTS[@]}"; do
+    port=${PORTS[$i]}
+    "$PYTHON" -m vagen server wait "http://127.0.0.1:$port" --pid "${SERVER_PIDS[$i]}" \
+        --log "$LOG_DIR/env_server_$port.log" --timeout "$HEALTH_TIMEOUT_S" || exit 1
 done
 
 "${TRAIN[@]}" "${OVERRIDES[@]}" 2>&1 | tee "$LOG_DIR/train.log"

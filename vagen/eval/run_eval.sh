@@ -92,20 +92,10 @@ trap 'exit 130' INT TERM
   >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 echo "[run_eval] env server at $URL (pid $SERVER_PID, log $OUT/server.log)"
-for _ in $(seq 1 240); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "run_eval.sh: the env server exited; its log:" >&2
-    cat "$OUT/server.log" >&2
-    exit 1
-  fi
-  if "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-      "$URL/health" 2>/dev/null; then
-    break
-  fi
-  sleep 0.5
-done
-"$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-  "$URL/health" 2>/dev/null || { echo "run_eval.sh: no answer from $URL/health after 120 s" >&2; exit 1; }
+"$PY" -m vagen server wait "$URL" --pid "$SERVER_PID" --log "$OUT/server.log" --timeout 120 || {
+  tail -n 20 "$OUT/server.log" >&2
+  exit 1
+}
 
 "$PY" -m vagen eval --model "$MODEL" --data "$DATA" --out "$OUT" --server "$URL" \
   --device "$DEVICE" --backend "$BACKEND" --gpus "$GPUS" \

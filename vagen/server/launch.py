@@ -1,6 +1,7 @@
 """`vagen server` as a child process on a free 127.0.0.1 port: what the quick start and the
 benchmarks run beside their own process (a separate process, so env work never competes
-with the policy for the GIL)."""
+with the policy for the GIL), and the /health wait that `vagen server wait` runs for the
+shell launchers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def server_subprocess(config: str | Path, workers: int = 2,
         if not line.startswith(LISTENING):
             raise RuntimeError(f"the env server did not start: {line!r}{where}")
         url = line[len(LISTENING):].split()[0]
-        _wait_for_health(url, health_timeout_s, where)
+        wait_for_health(url, health_timeout_s, alive=lambda: process.poll() is None,
+                        where=where)
         yield url
     finally:
         process.terminate()
@@ -47,13 +49,27 @@ def server_subprocess(config: str | Path, workers: int = 2,
             stderr.close()
 
 
-def _wait_for_health(url: str, timeout_s: float, where: str) -> None:
+class ServerNotReady(RuntimeError):
+    """A server died or did not answer /health in time; the message says which and where."""
+
+
+def wait_for_health(url: str, timeout_s: float, token: str | None = None,
+                    alive: Callable[[], bool] | None = None, where: str = "") -> None:
+    """Poll `url/health` until it answers 2xx. Raises `ServerNotReady` when `alive()` turns
+    false (the server process exited) or after `timeout_s`; `where` ends the message (e.g.
+    "; see server.log")."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         try:
-            if requests.get(f"{url}/health", timeout=2).ok:
+            if requests.get(f"{url.rstrip('/')}/health", headers=headers, timeout=2).ok:
                 return
         except requests.ConnectionError:
             pass
+        if alive is not None and not alive():
+            raise ServerNotReady(f"the env server for {url} exited before answering /health"
+                                 f"{where}")
+        if time.monotonic() >= deadline:
+            raise ServerNotReady(f"the env server at {url} did not answer /health within "
+                                 f"{timeout_s:g} s{where}")
         time.sleep(0.2)
-    raise RuntimeError(f"the env server at {url} never answered /health{where}")
