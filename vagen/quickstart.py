@@ -163,6 +163,11 @@ def write_report(out: Path, evals: dict[str, dict[str, Any]], timings: dict[str,
                      f"{_fmt(1 - (overall.get('invalid_action_rate') or 0))} | "
                      f"{_fmt(overall.get('mean_turns'))} | {_fmt(overall.get('frames_viewed'))} | "
                      f"{_fmt(overall.get('temporal_iou'))} |")
+    before, after = (evals.get(f"{m}/multi", {}).get("overall", {}) for m in ("sft", "grpo"))
+    if before and after:
+        lines += ["", f"Held-out multi-turn reward (greedy): SFT {_fmt(before.get('mean_reward'))}"
+                      f" -> GRPO {_fmt(after.get('mean_reward'))}; accuracy "
+                      f"{_fmt(before.get('accuracy'))} -> {_fmt(after.get('accuracy'))}."]
     if grpo:
         quarter = max(1, len(grpo) // 4)
         early, late = (_mean_of(rows, "reward/mean") for rows in (grpo[:quarter],
