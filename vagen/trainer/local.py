@@ -30,7 +30,7 @@ from vagen.trainer.envs import EnvsConfig, TrainEnvs
 from vagen.trainer.logger import LogConfig, StepLogger
 from vagen.trainer.losses import PolicyLossConfig, actor_loss, step_if_finite, value_loss
 from vagen.trainer.policy import ModelConfig, Policy
-from vagen.trainer.rewards import REWARD_SOURCES, apply_shaping
+from vagen.trainer.rewards import apply_shaping, check_reward_source
 
 MODES = ("grpo", "ppo")
 
@@ -108,13 +108,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
-        if self.rewards not in REWARD_SOURCES:
-            raise ValueError(f"rewards is {self.rewards!r}; use one of "
-                             f"{', '.join(REWARD_SOURCES)}")
-        if self.rewards == "video_mtr" and self.shaping.turn_discount != 1.0:
-            raise ValueError("shaping.turn_discount discounts Video-MTR's returns, but the "
-                             "local trainer's estimators compute returns themselves: leave it "
-                             "at 1.0 and set algo.advantage.high_level_gamma (bi_level_gae)")
+        check_reward_source(self.rewards, self.shaping)
 
 
 class LocalTrainer:

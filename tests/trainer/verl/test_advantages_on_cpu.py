@@ -10,6 +10,7 @@ from tensordict import TensorDict
 from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos, ray_trainer
 
+from vagen.rewards.shaping import ShapingConfig
 from vagen.trainer.advantages import AdvantageConfig
 from vagen.trainer.verl.advantages import (
     ESTIMATORS,
@@ -18,6 +19,24 @@ from vagen.trainer.verl.advantages import (
     install,
     register_estimators,
 )
+from vagen.trainer.verl.shaping import TURN_INFOS, shaping_config
+
+# What the agent loop records for A (a fetch that raises the frame IoU 0.1 -> 0.6, then a
+# correct answer) and B (a wrong answer), with the env rewards of REWARDS.
+TURN_INFO_ROWS = [
+    [{"valid_action": True, "action_type": "retrieve", "correct": False, "frames_iou": 0.6,
+      "initial_iou": 0.1},
+     {"valid_action": True, "action_type": "answer", "correct": True, "frames_iou": None,
+      "initial_iou": 0.1}],
+    [{"valid_action": True, "action_type": "answer", "correct": False, "frames_iou": None,
+      "initial_iou": 0.1}],
+]
+
+
+def objects(rows: list) -> np.ndarray:
+    array = np.empty(len(rows), dtype=object)
+    array[:] = rows
+    return array
 
 # Two rollouts of one prompt. A: two turns (rewards 0.5, then 1) with env tokens between;
 # B: one turn (reward 0.5). Each turn's reward is on its last policy token.
@@ -84,3 +103,41 @@ def test_install_routes_verls_trainer_through_ours(monkeypatch):
     install()
     assert ray_trainer.compute_advantage is compute_advantage
     assert core_algos.get_adv_estimator_fn("bi_level_gae") is ESTIMATORS["bi_level_gae"]
+
+
+def test_video_mtr_shaping_replaces_each_turns_env_reward_and_keeps_other_terms():
+    register_estimators()
+    data = batch()
+    kl_penalty = torch.zeros_like(REWARDS)
+    kl_penalty[0, 0] = -0.01  # a term verl added on another token stays
+    data.batch["token_level_rewards"] = REWARDS + kl_penalty
+    data.non_tensor_batch[TURN_INFOS] = objects(TURN_INFO_ROWS)
+    data.non_tensor_batch["turn_scores"] = objects([[0.5, 1.0], [0.5]])
+    out = compute_advantage(data, "grpo", config={"norm_adv_by_std_in_grpo": True},
+                            shaping=ShapingConfig())
+    # A: format 0.1 + IoU gain 0.5 (paid: the answer is correct); format 0.1 + answer at turn
+    # 2 (1.0 - 0.1). B: format 0.1. Half the batch retrieves: no exploration bonus.
+    assert torch.allclose(out.batch["token_level_rewards"], torch.tensor(
+        [[-0.01, 0.6, 0, 0, 1.0, 0], [0, 0, 0.1, 0, 0, 0]]))
+    assert out.batch["advantages"][0, 0] > 0 > out.batch["advantages"][1, 0]
+
+    data.non_tensor_batch["turn_scores"] = objects([[0.5], [0.5]])
+    with pytest.raises(ValueError, match="row 0: 2 turns in response_mask but 1 turn scores"):
+        compute_advantage(data, "grpo", config={}, shaping=ShapingConfig())
+
+
+def test_shaping_is_chosen_and_checked_in_the_vagen_section(monkeypatch):
+    assert shaping_config({"rewards": "env"}) is None
+    assert shaping_config(None) is None
+    chosen = shaping_config({"rewards": "video_mtr", "shaping": {"iou_reward": 0.25}})
+    assert chosen == ShapingConfig(iou_reward=0.25)
+    with pytest.raises(ValueError, match="vagen.rewards is 'shaped'"):
+        shaping_config({"rewards": "shaped"})
+    with pytest.raises(ValueError, match="vagen.shaping.turn_discount"):
+        shaping_config({"rewards": "video_mtr", "shaping": {"turn_discount": 0.95}})
+    with pytest.raises(ValueError, match="vagen.shaping.iou_bonus"):
+        shaping_config({"rewards": "video_mtr", "shaping": {"iou_bonus": 1.0}})
+    monkeypatch.setattr(ray_trainer, "compute_advantage", ray_trainer.compute_advantage)
+    install(chosen)
+    assert ray_trainer.compute_advantage.func is compute_advantage
+    assert ray_trainer.compute_advantage.keywords == {"shaping": chosen}

@@ -13,11 +13,13 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import DEFAULT_STOPS
 from vagen.rollout.manager import RolloutConfig
 from vagen.trainer.losses import PolicyLossConfig
 from vagen.trainer.verl.agent_loop import AGENT_NAME, VerlAgentConfig, VideoEnvAgentLoop
 from vagen.trainer.verl.main import CONFIG_DIR, check_config, compose_config
+from vagen.trainer.verl.shaping import shaping_config
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,8 @@ def test_video_mtr_hyper_parameters(verl_config):
     assert c.algorithm.adv_estimator == "bi_level_gae" and c.critic.enable is True
     assert c.algorithm.high_level_gamma == 1.0  # the released code's, not the default 0.95
     assert c.trainer.use_v1 is False
+    assert c.vagen.rewards == "video_mtr"
+    assert shaping_config(c.vagen) == ShapingConfig()  # the released code's weights
 
 
 def test_defaults_come_from_vagens_dataclasses(verl_config):
@@ -55,6 +59,7 @@ def test_defaults_come_from_vagens_dataclasses(verl_config):
 
 def test_grpo_variant(grpo_config, verl_config):
     c = grpo_config
+    assert c.vagen.rewards == "env" and shaping_config(c.vagen) is None
     assert c.algorithm.adv_estimator == "grpo_turn" and c.critic.enable is False
     assert c.actor_rollout_ref.rollout.n == 8 and c.actor_rollout_ref.actor.use_kl_loss
     assert c.actor_rollout_ref.actor.kl_loss_coef == 0.001 and not c.algorithm.use_kl_in_reward

@@ -12,6 +12,7 @@ verl 0.9.1's legacy trainer hands critic values only to its built-in `gae`, so
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import fields
 from enum import Enum
@@ -20,8 +21,10 @@ from typing import Any
 import torch
 from verl.trainer.ppo import core_algos, ray_trainer
 
+from vagen.rewards.shaping import ShapingConfig
 from vagen.trainer.advantages import AdvantageConfig, turn_ids_from_loss_mask
 from vagen.trainer.algos import get_advantage_estimator
+from vagen.trainer.verl.shaping import TURN_INFOS, shaped_token_rewards
 
 # verl's names for AdvantageConfig fields; the other fields keep their own names.
 VERL_NAMES = {"gamma": "gamma", "lam": "lam", "norm_by_std": "norm_adv_by_std_in_grpo"}
@@ -71,9 +74,15 @@ def register_estimators() -> None:
 
 def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
                       lam: float = 1.0, num_repeat: int = 1,
-                      norm_adv_by_std_in_grpo: bool = True, config: Any = None) -> Any:
+                      norm_adv_by_std_in_grpo: bool = True, config: Any = None,
+                      shaping: ShapingConfig | None = None) -> Any:
     """verl's `ray_trainer.compute_advantage` (same signature), except that the estimators
-    in NEEDS_VALUES that need them get the critic's `values`."""
+    in NEEDS_VALUES that need them get the critic's `values`, and with `shaping` each turn's
+    reward is Video-MTR's shaped one (`vagen.trainer.verl.shaping`)."""
+    if shaping is not None:
+        data.batch["token_level_rewards"] = shaped_token_rewards(
+            data.batch["token_level_rewards"], data.batch["response_mask"],
+            data.non_tensor_batch[TURN_INFOS], data.non_tensor_batch["turn_scores"], shaping)
     name = adv_estimator.value if isinstance(adv_estimator, Enum) else adv_estimator
     if not NEEDS_VALUES.get(name, False):
         return _VERL_COMPUTE_ADVANTAGE(data, adv_estimator, gamma, lam, num_repeat,
@@ -90,8 +99,9 @@ def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
     return data
 
 
-def install() -> None:
+def install(shaping: ShapingConfig | None = None) -> None:
     """In the process that runs verl's trainer: register the estimators and route
-    `compute_advantage` through ours."""
+    `compute_advantage` through ours (shaping the rewards with `shaping`)."""
     register_estimators()
-    ray_trainer.compute_advantage = compute_advantage
+    ray_trainer.compute_advantage = (compute_advantage if shaping is None
+                                     else functools.partial(compute_advantage, shaping=shaping))

@@ -42,6 +42,7 @@ from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.client import EnvClient
 from vagen.server.wire import DEFAULT_CODEC
 from vagen.trainer.verl.rows import Episode
+from vagen.trainer.verl.shaping import TURN_INFOS, turn_info
 
 AGENT_NAME = "vagen_env"
 TOKEN_REWARDS = "vagen_token_rewards"  # extra field: per-response-token rewards
@@ -108,6 +109,7 @@ class Played:
     token_rewards: list[float]
     images: list[Image.Image]
     turn_scores: list[float]
+    turn_infos: list[dict[str, Any]]
     last_info: dict[str, Any]
 
 
@@ -166,6 +168,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
         images: list[Image.Image] = []
         pending = first_images  # frames of the latest observation, sent with the next turn
         turn_scores: list[float] = []
+        turn_infos: list[dict[str, Any]] = []
         last_info: dict[str, Any] = {}
         have_logprobs = True
         request_id = uuid4().hex
@@ -194,18 +197,20 @@ class VideoEnvAgentLoop(AgentLoopBase):
             result: StepResult = results[env_id]
             tokens.set_turn_reward(turn, result.reward)
             turn_scores.append(float(result.reward))
+            turn_infos.append(turn_info(result.info))
             last_info = result.info
             if result.done:
                 break
             if turn < self.agent_config.max_turns:
                 tokens.add_observation(result.obs.text, result.obs.frames)
                 pending = _to_pil(result.obs.frames)
-        return self._played(tokens, prompt_len, images, turn_scores, last_info, have_logprobs)
+        return self._played(tokens, prompt_len, images, turn_scores, turn_infos, last_info,
+                            have_logprobs)
 
     @staticmethod
     def _played(tokens: TrajectoryTokens, prompt_len: int, images: list[Image.Image],
-                turn_scores: list[float], last_info: dict[str, Any],
-                have_logprobs: bool) -> Played:
+                turn_scores: list[float], turn_infos: list[dict[str, Any]],
+                last_info: dict[str, Any], have_logprobs: bool) -> Played:
         """Cut the sequence after the last policy token: what follows (the closing of the last
         turn, an observation no turn answered) is neither trained on nor scored, and verl puts
         the trajectory's score on the last response token."""
@@ -218,7 +223,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
             response_mask=segment.loss_mask[prompt_len:end],
             response_logprobs=segment.logprobs[prompt_len:end] if have_logprobs else None,
             token_rewards=segment.rewards[prompt_len:end],
-            images=images, turn_scores=turn_scores, last_info=last_info)
+            images=images, turn_scores=turn_scores, turn_infos=turn_infos, last_info=last_info)
 
     def _output(self, played: Played, metrics: dict[str, float]) -> AgentLoopOutput:
         info = played.last_info
@@ -236,6 +241,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
             extra_fields={
                 "turn_scores": played.turn_scores,
                 TOKEN_REWARDS: played.token_rewards,
+                TURN_INFOS: played.turn_infos,  # for vagen.rewards: video_mtr
                 "reward_extra_info": {
                     "acc": float(bool(info.get("correct", False))),
                     "turns": float(turns),

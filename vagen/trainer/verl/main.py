@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import functools
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import SamplingParams
 from vagen.trainer.advantages import AdvantageConfig
 from vagen.trainer.losses import PolicyLossConfig
@@ -48,7 +50,8 @@ def generated_defaults() -> dict[str, Any]:
 
     advantage, loss, sampling = AdvantageConfig(), PolicyLossConfig(), SamplingParams()
     return {
-        "vagen": {"agent": VerlAgentConfig().to_dict()},
+        "vagen": {"agent": VerlAgentConfig().to_dict(), "rewards": "env",
+                  "shaping": asdict(ShapingConfig())},
         "algorithm": {"gamma": advantage.gamma, "lam": advantage.lam,
                       "norm_adv_by_std_in_grpo": advantage.norm_by_std,
                       "high_level_gamma": advantage.high_level_gamma},
@@ -139,8 +142,10 @@ def check_config(config: DictConfig, load_model: bool = True) -> None:
 
     from vagen.trainer.verl.advantages import NEEDS_VALUES
     from vagen.trainer.verl.agent_loop import VerlAgentConfig
+    from vagen.trainer.verl.shaping import shaping_config
 
     VerlAgentConfig.from_dict(config.vagen.agent)
+    shaping_config(config.vagen)
     estimator = config.algorithm.adv_estimator
     if NEEDS_VALUES.get(estimator) and config.critic.enable is not True:
         raise ValueError(f"algorithm.adv_estimator={estimator} needs critic values; set "
@@ -166,8 +171,9 @@ def run(config: DictConfig) -> None:
 
         def run(self, config: DictConfig) -> None:
             from vagen.trainer.verl.advantages import install
+            from vagen.trainer.verl.shaping import shaping_config
 
-            install()
+            install(shaping_config(config.vagen))
             super().run(config)
 
     run_ppo(config, task_runner_class=ray.remote(VagenTaskRunner))
