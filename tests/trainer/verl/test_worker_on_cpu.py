@@ -92,3 +92,20 @@ def test_grpo_turn_runs_on_the_batch_through_verls_registry(batch_out):
     # Each turn's return sums the rewards from that turn on: -0.1 + 0 + 1.1, 0 + 1.1, 1.1.
     assert returns[0, turn_starts(mask[0])].tolist() == pytest.approx([1.0, 1.1, 1.1])
     assert torch.all(returns[mask == 0] == 0)
+
+
+def test_video_mtr_shaping_runs_on_the_batch_verls_worker_built(batch_out):
+    from vagen.rewards.shaping import ShapingConfig
+    from vagen.trainer.verl.advantages import compute_advantage
+
+    data = batch_out.select(batch_keys=["rm_scores", "response_mask"], deepcopy=True)
+    data.batch["token_level_rewards"] = data.batch.pop("rm_scores")
+    data.non_tensor_batch["uid"] = np.array(["u", "u"], dtype=object)
+    out = compute_advantage(data, "grpo", config={}, shaping=ShapingConfig(exploration=False))
+    mask = out.batch["response_mask"]
+    for row in range(2):
+        # invalid turn 0; a valid fetch 0.1 (+0.5 for raising the frame IoU: the answer is
+        # right); the right answer at turn 3: 0.1 + 1.0 - 0.2
+        ends = turn_ends(mask[row])
+        assert out.batch["token_level_rewards"][row, ends].tolist() == pytest.approx(
+            [0.0, 0.6, 0.9])
