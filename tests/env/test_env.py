@@ -226,3 +226,86 @@ def test_text_that_is_not_a_string_is_a_malformed_turn(env_config):
     env.reset(ONE_VIDEO)
     result = env.step(None)
     assert not result.info["valid_action"] and result.reward == 0.0
+
+
+@pytest.fixture
+def carrier_config(samples_path, tmp_path, env_config):
+    """One 20 s video whose carrier shape is on screen 11-16 s and changes colour 13-15 s:
+    the 4 opening frames (pool 2, 7, 12, 17) see the carrier at 12 but not the change."""
+    from vagen.data import Sample, save_samples
+
+    sample = Sample(id="carrier", videos=[str(samples_path.parent / "videos" / "a.mp4")],
+                    question="What colour did the red square turn?",
+                    options=["green", "yellow", "blue"], answer="B", answer_type="choice",
+                    relevant_spans=[[13.0, 15.0]],
+                    extra={"carrier_spans": [[11.0, 16.0]], "evidence_brief": "red yellow"})
+    path = save_samples([sample], tmp_path / "carrier.jsonl")
+    return lambda **overrides: env_config("retrieve", data=str(path), max_turns=2,
+                                          frames_per_turn=11, **overrides)
+
+
+def play_oracle(env, seed=0):
+    env.reset(seed)
+    actions = []
+    while True:
+        actions.append(env.oracle_action())
+        result = env.step(actions[-1])
+        if result.done:
+            return actions, result
+
+
+def test_brief_oracle_copies_the_shown_labels_and_answers_with_the_option_text(carrier_config):
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_think="brief",
+                                              oracle_answer="text", frame_labels="index"))
+    actions, result = play_oracle(env)
+    # the labels around the one opening frame that shows the carrier (12): 7 and 17
+    assert actions == ["<think>12</think><retrieve>7,17</retrieve>",
+                       "<think>red yellow</think><answer>yellow</answer>"]
+    assert result.info["correct"] and result.info["reward_parts"]["choice"] == 1.0
+
+
+def test_imperfect_oracle_misses_the_carrier_and_then_guesses_honestly(carrier_config):
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_think="brief",
+                                              oracle_answer="text", oracle_miss=1.0,
+                                              oracle_guess=True))
+    actions, result = play_oracle(env)
+    # as wide as 7-17, before it (the video ends first), on shown labels: 2-7
+    assert actions[0] == "<think>12</think><retrieve>2,7</retrieve>"
+    assert actions[1].startswith("<think>not seen</think><answer>")
+    guess = actions[1].split("<answer>")[1].split("</answer>")[0]
+    assert guess in ("green", "yellow", "blue")
+    assert play_oracle(env)[0] == actions  # the guess is fixed by the seed
+    # without oracle_guess the same miss still answers the truth (a dishonest expert)
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_miss=1.0))
+    assert play_oracle(env)[1].info["correct"]
+
+
+def test_oracle_miss_picks_episodes_by_seed(carrier_config):
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_miss=0.5))
+    requests = {play_oracle(env, seed)[0][0] for seed in range(40)}
+    assert requests == {"<think>The frames I have do not settle the question; the evidence is "
+                        "from 7.5s to 17.5s. I will look at those frames.</think>"
+                        "<retrieve>7,17</retrieve>",
+                        "<think>The frames I have do not settle the question; the evidence is "
+                        "from 2.5s to 7.5s. I will look at those frames.</think>"
+                        "<retrieve>2,7</retrieve>"}
+
+
+@pytest.mark.parametrize("key, value", [("prompt_style", "tiny"), ("frame_labels", "time"),
+                                        ("oracle_think", "long"), ("oracle_answer", "word"),
+                                        ("oracle_spans", "all"), ("oracle_miss", 1.5)])
+def test_task_options_refuse_unknown_values_naming_the_key(env_config, key, value):
+    from vagen.env.video_qa import ConfigError
+
+    with pytest.raises(ConfigError, match=f"key '{key}'"):
+        make_env("video_qa", env_config("retrieve", **{key: value}))
+
+
+def test_prefetch_decodes_each_video_of_the_episodes_once_ahead(env_config):
+    from vagen.video import clear_pool_cache, pool_cache_stats
+
+    clear_pool_cache()
+    env = make_env("video_qa", env_config("retrieve"))
+    assert env.prefetch(range(4), workers=2) == 2  # samples 0 and 1 use videos a and b
+    env.reset(TWO_VIDEOS)
+    assert pool_cache_stats()["misses"] == 2 and pool_cache_stats()["hits"] == 2

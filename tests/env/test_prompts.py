@@ -40,3 +40,20 @@ def test_observation_texts():
                                      "or ask for frames with <query>...</query>.")
     assert turn_text("query", 1) == turn_text("single", 1) == (
         "This is your last turn: you must answer now with <answer>...</answer>.")
+
+
+def test_compact_style_is_one_line_of_rules_and_short_turn_texts():
+    config = VideoQAConfig(prompt_style="compact", frame_labels="index", max_turns=2)
+    assert system_prompt(config) == ("Think in <think>...</think>, then answer with "
+                                     "<answer>...</answer> or ask for frames with "
+                                     "<retrieve>start,end</retrieve>.")
+    single = system_prompt(VideoQAConfig(protocol="single", max_turns=1, prompt_style="compact"))
+    assert "\n" not in single and "<retrieve>" not in single
+    sample = Sample(id="s", videos=["a.mp4"], question="What now?", options=["x", "y"],
+                    answer="A")
+    assert question_text(sample, "compact") == "What now?\nA. x B. y"
+    assert frame_line(0, 12, 12.5, 1, labels="index") == "12 <image>"
+    assert frame_line(1, 3, 3.5, 2, labels="index") == "v2 3 <image>"
+    assert frame_line(0, None, 3.25, 1, labels="index") == "3.25s <image>"
+    assert turn_text("retrieve", 2, "compact") == "Retrieve or answer."
+    assert turn_text("retrieve", 1, "compact") == "Answer."

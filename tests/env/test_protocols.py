@@ -138,3 +138,11 @@ def test_protocol_registry_rejects_duplicates_and_names_the_valid_ones():
         register_protocol("retrieve", tag="retrieve", action_type="retrieve")(None)
     with pytest.raises(KeyError, match="unknown protocol .*: query, retrieve, single, timestamps"):
         get_protocol("grab")
+
+
+@pytest.mark.parametrize("protocol, text", [("retrieve", "<retrieve>9,3</retrieve>"),
+                                            ("query", "<query>frames 9-3</query>")])
+def test_lenient_spans_read_a_reversed_range_as_its_ends_swapped(protocol, text):
+    assert "reversed" in parse_action(protocol, text, ONE).error
+    action = parse_action(protocol, text, ONE, lenient=True)
+    assert action.valid and action.requests[0].values == (3, 9)

@@ -263,3 +263,20 @@ def test_bad_pool_config_names_the_key(settings, key):
 
 def test_every_pool_config_field_has_help():
     assert all(f.metadata.get("help") for f in dataclasses.fields(PoolConfig))
+
+
+def test_prefetched_pools_equal_decoded_ones_and_serve_as_cache_hits(ten_s_clip, clip,
+                                                                      tmp_path):
+    from vagen.video.pool import prefetch_pools
+
+    clear_pool_cache()
+    missing = tmp_path / "gone.mp4"
+    assert prefetch_pools([ten_s_clip, clip, ten_s_clip, missing], workers=2) == 2
+    assert pool_cache_stats()["entries"] == 2
+    served = get_pool(ten_s_clip)
+    assert pool_cache_stats()["hits"] == 1  # no second decode
+    np.testing.assert_array_equal(served.frames, build_pool(ten_s_clip).frames)
+    assert not served.frames.flags.writeable
+    assert prefetch_pools([ten_s_clip], workers=2) == 0  # cached already
+    with pytest.raises(VideoError, match="gone.mp4"):
+        get_pool(missing)  # left for get_pool, which names it

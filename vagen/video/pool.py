@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field
 
@@ -237,6 +237,17 @@ class PoolCache:
         pending.set_result(pool)
         return pool
 
+    def contains(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._entries
+
+    def put(self, key: tuple, pool: FramePool) -> None:
+        """Store a pool built elsewhere (see `prefetch_pools`); counted as a build."""
+        with self._lock:
+            if key not in self._entries:
+                self.misses += 1
+                self._store(key, pool)
+
     def _store(self, key: tuple, pool: FramePool) -> None:
         """Insert under the lock: drop stale versions of the same file, then evict least
         recently used pools until the new one fits. A pool over the whole budget is served
@@ -282,20 +293,62 @@ def _shared_cache() -> PoolCache:
         return _cache
 
 
-def get_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
-    """The frame pool of `path` from the process-wide cache, keyed by absolute path, mtime,
-    size and every `PoolConfig` field, so an edited file is decoded again. Threads asking
-    for the same cold video share one decode."""
-    config = config or PoolConfig()
-    path = os.path.abspath(os.fspath(path))
+def _cache_key(path: str, config: PoolConfig) -> tuple:
+    """Absolute path, mtime, size and every `PoolConfig` field, so an edited file is decoded
+    again; the resolved backends join it, as VAGEN_VIDEO_BACKEND may change what `auto`
+    means."""
     try:
         stat = os.stat(path)
     except OSError:
         raise VideoError(f"{path}: no such video file") from None
-    # The resolved backends join the key: VAGEN_VIDEO_BACKEND may change what `auto` means.
-    key = (path, stat.st_mtime_ns, stat.st_size, astuple(config),
-           resolve_backends(config.backend))
-    return _shared_cache().get(key, lambda: build_pool(path, config))
+    return (path, stat.st_mtime_ns, stat.st_size, astuple(config),
+            resolve_backends(config.backend))
+
+
+def get_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
+    """The frame pool of `path` from the process-wide cache (see `_cache_key`). Threads
+    asking for the same cold video share one decode."""
+    config = config or PoolConfig()
+    path = os.path.abspath(os.fspath(path))
+    return _shared_cache().get(_cache_key(path, config), lambda: build_pool(path, config))
+
+
+def prefetch_pools(paths: Iterable[str | os.PathLike], config: PoolConfig | None = None,
+                   workers: int = 2) -> int:
+    """Decode the pools of `paths` not cached yet in `workers` processes (decoding holds
+    the GIL, so threads would not help) and put them in the cache, as `get_pool` would have;
+    returns how many were decoded. A video that fails to decode is left for `get_pool`,
+    which raises its error when the video is used."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    config = config or PoolConfig()
+    cache = _shared_cache()
+    todo = {}
+    for path in dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths):
+        try:
+            key = _cache_key(path, config)
+        except VideoError:
+            continue
+        if not cache.contains(key):
+            todo[path] = key
+    if not todo:
+        return 0
+    built = 0
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as executor:
+        futures = {executor.submit(build_pool, path, config): path for path in todo}
+        for future, path in futures.items():
+            if future.exception() is None:
+                cache.put(todo[path], _read_only(future.result()))
+                built += 1
+    return built
+
+
+def _read_only(pool: FramePool) -> FramePool:
+    """A pool from another process, with its arrays read-only again (pickling drops it)."""
+    pool.frames.setflags(write=False)
+    pool.timestamps.setflags(write=False)
+    return pool
 
 
 def pool_cache_stats() -> dict:

@@ -9,7 +9,11 @@ from typing import Any
 PROTOCOLS = ("retrieve", "query", "timestamps", "single")
 RETRIEVE_UNITS = ("index", "seconds")
 INVALID_REWARDS = ("penalty", "format")
-ORACLE_SPANS = ("relevant", "carrier")
+ORACLE_SPANS = ("relevant", "carrier", "shown")
+PROMPT_STYLES = ("full", "compact")
+FRAME_LABELS = ("full", "index")
+ORACLE_THINKS = ("narrate", "brief")
+ORACLE_ANSWERS = ("letter", "text")
 
 
 class ConfigError(ValueError):
@@ -55,10 +59,35 @@ class VideoQAConfig:
                                            "reward of its text)")
     prompt_example: bool = _help(True, "end the system prompt with a worked example (false "
                                        "saves ~200 tokens a turn, e.g. for tiny models)")
+    prompt_style: str = _help("full", "full (the rules in words) | compact (a one-line system "
+                                      "prompt, the question and options on two lines, the turn "
+                                      "text 'Retrieve or answer.': ~260 instead of ~900 "
+                                      "tokens an episode, for tiny models)")
+    frame_labels: str = _help("full", "how a frame is labelled: full ('Frame 12 at 12.5s: "
+                                      "<image>') | index (its pool index alone: '12 <image>')")
+    lenient_spans: bool = _help(False, "read a reversed range (<retrieve>25,17</retrieve>, "
+                                       "'frames 25-17') as 17-25 instead of refusing it as "
+                                       "malformed")
     oracle_spans: str = _help("relevant", "what oracle_action() asks for: relevant (the "
                                           "annotated spans) | carrier (the opening frames "
                                           "that show extra.carrier_spans, widened by 2 "
-                                          "frames: a learnable expert for SFT warm starts)")
+                                          "frames: a learnable expert for SFT warm starts) | "
+                                          "shown (from the opening frame just before the "
+                                          "first one showing the carrier to the one just after "
+                                          "the last: it copies labels it was shown)")
+    oracle_think: str = _help("narrate", "the oracle's <think>: narrate (the evidence in words) | "
+                                         "brief (a request lists the labels of the opening "
+                                         "frames that show the carrier; an answer names what "
+                                         "it saw, extra.evidence_brief, e.g. 'white red')")
+    oracle_answer: str = _help("letter", "how the oracle answers a choice: letter (B) | text "
+                                         "(the option's text, e.g. red)")
+    oracle_miss: float = _help(0.0, "share of episodes (picked by seed) in which the oracle "
+                                    "asks for a span as wide as the right one just past the "
+                                    "carrier, missing the evidence: an imperfect expert that RL "
+                                    "can improve on")
+    oracle_guess: bool = _help(False, "when the frames shown missed the evidence the oracle "
+                                      "answers honestly: a guess among the options (by seed) "
+                                      "after <think>not seen</think>, instead of the truth")
     rewards: dict[str, float] = _help({"choice": 1.0, "format": 0.1},
                                       "reward name -> weight for the answer turn "
                                       "(vagen.rewards names)")
@@ -100,7 +129,9 @@ class VideoQAConfig:
     def _check_values(self) -> None:
         for key, choices in (("protocol", PROTOCOLS), ("retrieve_units", RETRIEVE_UNITS),
                              ("invalid_reward", INVALID_REWARDS),
-                             ("oracle_spans", ORACLE_SPANS)):
+                             ("oracle_spans", ORACLE_SPANS), ("prompt_style", PROMPT_STYLES),
+                             ("frame_labels", FRAME_LABELS), ("oracle_think", ORACLE_THINKS),
+                             ("oracle_answer", ORACLE_ANSWERS)):
             if getattr(self, key) not in choices:
                 self._fail(key, f"is {getattr(self, key)!r}; use one of {', '.join(choices)}")
         for key in ("max_turns", "initial_frames", "frames_per_turn", "window",
@@ -110,6 +141,8 @@ class VideoQAConfig:
         for key in ("n", "seed"):
             if getattr(self, key) < 0:
                 self._fail(key, f"must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.oracle_miss <= 1.0:
+            self._fail("oracle_miss", f"must be in [0, 1], got {self.oracle_miss}")
         if self.pool_fps <= 0:
             self._fail("pool_fps", f"must be > 0, got {self.pool_fps}")
         if not self.data:

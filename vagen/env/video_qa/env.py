@@ -9,9 +9,13 @@ turn shows the frames the previous action asked for. An answer ends the episode
 from __future__ import annotations
 
 import dataclasses
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vagen.data.sample import Sample, SampleError, load_samples
 from vagen.env.base import Observation, StepResult
@@ -21,17 +25,22 @@ from vagen.env.video_qa.config import ConfigError, VideoQAConfig
 from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
 from vagen.env.video_qa.oracle import (
     Span,
+    brief_think_request,
     evidence_spans,
+    missed_span,
+    narration,
     oracle_answer,
     oracle_think_request,
     request_text,
+    shown_span,
+    snapped_span,
 )
 from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
 from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
 from vagen.rewards.grounding import frame_set_iou
 from vagen.rewards.parsing import first_number
-from vagen.video.pool import FramePool, PoolConfig, get_pool
+from vagen.video.pool import FramePool, PoolConfig, get_pool, prefetch_pools
 
 LAST_TURN_ERROR = "this was your last turn, so it had to be an answer"
 
@@ -42,6 +51,7 @@ class _Episode:
     pools: list[FramePool]
     layout: VideoLayout
     spans: list[Span]
+    seed: int = 0
     turn: int = 0
     requested: bool = False
     done: bool = False
@@ -87,6 +97,12 @@ class VideoQAEnv:
     def sample_for_seed(self, seed: int) -> Sample:
         return self.samples[seed % len(self.samples)]
 
+    def prefetch(self, seeds: Iterable[int], workers: int) -> int:
+        """Decode the videos of the episodes `seeds` will play in `workers` processes ahead
+        of time (SFT replays thousands); returns how many pools were decoded."""
+        paths = [path for seed in seeds for path in self.sample_for_seed(seed).videos]
+        return prefetch_pools(paths, self.pool_config, workers)
+
     def system_prompt(self) -> str:
         return prompts.system_prompt(self.config)
 
@@ -95,13 +111,11 @@ class VideoQAEnv:
         pools = [get_pool(path, self.pool_config) for path in sample.videos]
         layout = VideoLayout(tuple(len(p) for p in pools), tuple(p.duration_s for p in pools))
         self._episode = episode = _Episode(sample, pools, layout, evidence_spans(sample, pools),
-                                           seen_indices=[set() for _ in pools])
+                                           seed=seed, seen_indices=[set() for _ in pools])
         episode.relevant = relevant_frames(sample, pools)
         frames = uniform_frames(pools, self.config.initial_frames)
         episode.initial_iou = episode.frames_iou(frames)
-        text = "\n".join([prompts.question_text(sample), prompts.videos_text(layout),
-                          prompts.opening_header(layout), *self._frame_lines(frames),
-                          prompts.turn_text(self.config.protocol, self.config.max_turns)])
+        text = prompts.opening_text(self.config, sample, layout, self._frame_lines(frames))
         return self._observe(episode, text, frames)
 
     def step(self, action_text: str) -> StepResult:
@@ -109,7 +123,7 @@ class VideoQAEnv:
         episode.turn += 1
         action_text = action_text if isinstance(action_text, str) else ""
         action = parse_action(self.config.protocol, action_text, episode.layout,
-                              self.config.retrieve_units)
+                              self.config.retrieve_units, self.config.lenient_spans)
         if action.valid and action.type != "answer" and episode.turn >= self.config.max_turns:
             action = Action("invalid", error=LAST_TURN_ERROR)
         if action.type == "answer":
@@ -119,21 +133,75 @@ class VideoQAEnv:
         return self._request(episode, action)
 
     def oracle_action(self) -> str:
-        """What an expert writes now: ask once for the relevant spans (or the carriers,
-        with `oracle_spans: carrier`), then answer."""
+        """What an expert writes now: ask once for the relevant spans (or what the opening
+        frames locate, with `oracle_spans: carrier | shown`), then answer. The `oracle_*`
+        keys of the config make it brief, answer with option texts, or an imperfect expert
+        (`oracle_miss`) that answers honestly (`oracle_guess`)."""
         episode = self._active_episode()
-        num_videos = episode.layout.num_videos
-        spans = episode.spans
-        carriers = episode.sample.extra.get("carrier_spans")
-        if self.config.oracle_spans == "carrier" and carriers:
-            spans = [located_span(span, episode.pools[span[2]], episode.seen_indices[span[2]])
-                     for span in evidence_spans(episode.sample, episode.pools, carriers)]
+        spans = self._oracle_spans(episode)
         if (spans and not episode.requested and self.config.protocol != "single"
                 and episode.turn + 1 < self.config.max_turns):
-            return (oracle_think_request(spans, num_videos)
-                    + request_text(self.config.protocol, spans, episode.pools,
-                                   self.config.frames_per_turn, self.config.retrieve_units))
-        return oracle_answer(episode.sample, episode.spans, num_videos)
+            return self._oracle_request(episode, spans)
+        return self._oracle_answer(episode)
+
+    def _oracle_spans(self, episode: _Episode) -> list[Span]:
+        spans = episode.spans
+        carriers = episode.sample.extra.get("carrier_spans")
+        if self.config.oracle_spans != "relevant" and carriers:
+            locate = located_span if self.config.oracle_spans == "carrier" else shown_span
+            spans = [locate(span, episode.pools[span[2]], episode.seen_indices[span[2]])
+                     for span in evidence_spans(episode.sample, episode.pools, carriers)]
+        if _draw(episode.seed, "miss") < self.config.oracle_miss:
+            spans = [missed_span(span, episode.pools[span[2]].duration_s) for span in spans]
+            if self.config.oracle_spans == "shown":
+                spans = [snapped_span(span, episode.pools[span[2]], episode.seen_indices[span[2]])
+                         for span in spans]
+        return spans
+
+    def _oracle_request(self, episode: _Episode, spans: list[Span]) -> str:
+        num_videos = episode.layout.num_videos
+        if self.config.oracle_think == "brief":
+            think = brief_think_request(self._carrier_labels(episode))
+        else:
+            think = oracle_think_request(spans, num_videos)
+        return think + request_text(self.config.protocol, spans, episode.pools,
+                                    self.config.frames_per_turn, self.config.retrieve_units,
+                                    exact=self.config.oracle_spans == "shown")
+
+    def _carrier_labels(self, episode: _Episode) -> list[str]:
+        """Labels (as the policy read them) of the frames shown so far that show a carrier."""
+        num_videos = episode.layout.num_videos
+        labels = []
+        for start, end, video in evidence_spans(episode.sample, episode.pools,
+                                                episode.sample.extra.get("carrier_spans")):
+            pool = episode.pools[video]
+            labels += [(f"v{video + 1} " if num_videos > 1 else "") + str(i)
+                       for i in sorted(episode.seen_indices[video])
+                       if start <= pool.timestamps[i] <= end]
+        return labels
+
+    def _oracle_answer(self, episode: _Episode) -> str:
+        sample = episode.sample
+        answer = sample.answer
+        if self.config.oracle_guess and sample.options and not self._saw_evidence(episode):
+            answer, rationale = _pick_option(sample, episode.seed), "not seen"
+        else:
+            rationale = narration(sample, episode.spans, episode.layout.num_videos,
+                                  brief=self.config.oracle_think == "brief")
+        if self.config.oracle_answer == "text" and sample.options:
+            key = option_key(answer, sample.options)
+            answer = sample.options[ord(key) - ord("A")] if key else answer
+        return oracle_answer(rationale, answer)
+
+    def _saw_evidence(self, episode: _Episode) -> bool:
+        """Whether every relevant span holds a pool frame that was shown."""
+        for span in episode.sample.relevant_spans or []:
+            video = int(span[2]) if len(span) == 3 else 0
+            inside = episode.pools[video].in_span(float(span[0]), float(span[1]),
+                                                  len(episode.pools[video]))
+            if not episode.seen_indices[video] & set(inside):
+                return False
+        return True
 
     def close(self) -> None:
         """Drop the episode; pools stay in the process-wide cache. Safe to call twice."""
@@ -148,7 +216,8 @@ class VideoQAEnv:
 
     def _frame_lines(self, frames: list[ShownFrame]) -> list[str]:
         num_videos = self._episode.layout.num_videos
-        return [prompts.frame_line(f.video, f.index, f.time_s, num_videos) for f in frames]
+        return [prompts.frame_line(f.video, f.index, f.time_s, num_videos,
+                                   self.config.frame_labels) for f in frames]
 
     def _observe(self, episode: _Episode, text: str, frames: list[ShownFrame]) -> Observation:
         episode.record(frames)
@@ -160,10 +229,8 @@ class VideoQAEnv:
         episode.requested = True
         frames = request_frames(episode.pools, action.requests, self.config.frames_per_turn,
                                 episode.seen_indices)
-        text = "\n".join([prompts.frames_block(self.config.protocol, "The frames you asked for:",
-                                                self._frame_lines(frames)),
-                          prompts.turn_text(self.config.protocol,
-                                            self.config.max_turns - episode.turn)])
+        text = prompts.fetched_text(self.config, self._frame_lines(frames),
+                                    self.config.max_turns - episode.turn)
         obs = self._observe(episode, text, frames)
         return StepResult(obs, 0.0, False, False, self._info(
             episode, action, {}, False, episode.frames_iou(frames) if frames else None))
@@ -186,7 +253,8 @@ class VideoQAEnv:
             parts = {"format_penalty": self.config.format_penalty}
             reward = self.config.format_penalty
         closing = ("The turn limit is reached." if truncated else
-                   prompts.turn_text(self.config.protocol, self.config.max_turns - episode.turn))
+                   prompts.turn_text(self.config.protocol, self.config.max_turns - episode.turn,
+                                     self.config.prompt_style))
         obs = Observation(text=prompts.invalid_text(action.error) + "\n" + closing)
         return StepResult(obs, reward, False, truncated,
                           self._info(episode, action, parts, False))
@@ -230,6 +298,17 @@ def located_span(carrier: Span, pool: FramePool, seen: set[int], margin: int = 2
         return carrier
     lo, hi = max(0, inside[0] - margin), min(len(pool) - 1, inside[-1] + margin)
     return float(pool.timestamps[lo]), float(pool.timestamps[hi]), video
+
+
+def _draw(seed: int, purpose: str) -> float:
+    """A number in [0, 1) fixed by the episode seed, one stream per purpose."""
+    return float(np.random.default_rng([seed, zlib.crc32(purpose.encode())]).random())
+
+
+def _pick_option(sample: Sample, seed: int) -> str:
+    """A guess among the sample's options (its letter), fixed by the episode seed."""
+    count = len(sample.options or [])
+    return chr(ord("A") + min(count - 1, int(_draw(seed, "guess") * count)))
 
 
 @register_env("video_qa")

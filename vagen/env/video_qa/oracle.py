@@ -37,14 +37,16 @@ def span_text(span: Span, num_videos: int) -> str:
 
 
 def request_text(protocol: str, spans: Sequence[Span], pools: Sequence[FramePool],
-                 budget: int, units: str) -> str:
-    """The request for `spans` in `protocol`'s syntax, one `;`-separated part per span."""
+                 budget: int, units: str, exact: bool = False) -> str:
+    """The request for `spans` in `protocol`'s syntax, one `;`-separated part per span.
+    Index bounds are the first and last frame the span's retrieval returns, or with `exact`
+    the pool frames nearest its ends (a span between two labels the policy was shown)."""
     multi = len(pools) > 1
     parts = []
     for (start, end, video), share in zip(spans, split_budget(budget, len(spans)), strict=True):
         pool = pools[video]
         indices = pool.in_span(start, end, max(1, share)) or pool.at_times([(start + end) / 2])
-        lo, hi = indices[0], indices[-1]
+        lo, hi = pool.at_times([start, end]) if exact else (indices[0], indices[-1])
         if protocol == "query":
             parts.append(f"{f'video {video + 1} ' if multi else ''}frames {lo}-{hi}")
             continue
@@ -65,10 +67,53 @@ def oracle_think_request(spans: Sequence[Span], num_videos: int) -> str:
             "I will look at those frames.</think>")
 
 
-def oracle_answer(sample: Sample, spans: Sequence[Span], num_videos: int) -> str:
-    rationale = sample.extra.get("evidence")  # the synthetic data narrates its evidence
-    if not isinstance(rationale, str) or not rationale.strip():
-        where = " and ".join(span_text(s, num_videos) for s in spans)
-        rationale = (f"The frames {where} show the answer." if spans
-                     else "The frames show the answer.")
-    return f"<think>{rationale.strip()}</think><answer>{sample.answer}</answer>"
+def brief_think_request(labels: Sequence[str]) -> str:
+    """The brief think of a request: the labels of the frames that show the carrier."""
+    return f"<think>{' '.join(labels) or 'none'}</think>"
+
+
+def narration(sample: Sample, spans: Sequence[Span], num_videos: int, brief: bool = False
+              ) -> str:
+    """What the answer's think says: the sample's evidence in words (`extra.evidence`, or
+    with `brief` the short `extra.evidence_brief`, e.g. "white red"), else where it was."""
+    rationale = sample.extra.get("evidence_brief" if brief else "evidence")
+    if isinstance(rationale, str) and rationale.strip():
+        return rationale.strip()
+    where = " and ".join(span_text(s, num_videos) for s in spans)
+    return f"The frames {where} show the answer." if spans else "The frames show the answer."
+
+
+def oracle_answer(rationale: str, answer: str) -> str:
+    return f"<think>{rationale}</think><answer>{answer}</answer>"
+
+
+def shown_span(carrier: Span, pool: FramePool, seen: set[int]) -> Span:
+    """The span between two frames the policy was shown: from the last seen frame before the
+    carrier starts to the first seen frame after it ends (the first / last seen frame when
+    the carrier touches the video's start / end)."""
+    start, end, video = carrier
+    times = [(float(pool.timestamps[i]), i) for i in sorted(seen)]
+    before = [i for t, i in times if t < start] or [times[0][1]]
+    after = [i for t, i in times if t > end] or [times[-1][1]]
+    return float(pool.timestamps[before[-1]]), float(pool.timestamps[after[0]]), video
+
+
+def snapped_span(span: Span, pool: FramePool, seen: set[int]) -> Span:
+    """`span` with each end moved to the nearest frame the policy was shown (so a request
+    for it copies shown labels); unchanged when nothing was shown."""
+    start, end, video = span
+    if not seen:
+        return span
+    times = [float(pool.timestamps[i]) for i in sorted(seen)]
+    return (min(times, key=lambda t: abs(t - start)), min(times, key=lambda t: abs(t - end)),
+            video)
+
+
+def missed_span(span: Span, duration_s: float) -> Span:
+    """A span as wide as `span` just past it (just before it when the video ends first):
+    what an imperfect expert asks for."""
+    start, end, video = span
+    width = end - start
+    if end + width <= duration_s:
+        return end, end + width, video
+    return max(0.0, start - width), start, video

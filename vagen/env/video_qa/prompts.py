@@ -1,5 +1,9 @@
 """What the policy reads: the system prompt of each protocol (with one worked example) and the
-texts of observations. Every frame appears as one `<image>` after its label."""
+texts of observations. Every frame appears as one `<image>` after its label.
+
+`prompt_style: compact` (for tiny models) keeps only what a policy needs to act: a one-line
+system prompt, the question with its options on one line, the labelled frames and a short
+turn text; `frame_labels: index` labels a frame by its pool index alone."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ class ProtocolText:
     short: str  # the syntax, for the per-turn reminder
     example: str  # a request for frames 24-31 / 24-31.5 s of a 60 s, 60-frame video
     video_example: str  # the same for video 1 of several
+    verb: str  # the compact style's turn text: "<verb> or answer."
 
 
 PROTOCOL_TEXTS = {
@@ -28,7 +33,7 @@ PROTOCOL_TEXTS = {
             "you saw before.",
         short="<retrieve>start,end</retrieve>",
         example="<retrieve>{span}</retrieve>",
-        video_example="<retrieve>video 1: {span}</retrieve>"),
+        video_example="<retrieve>video 1: {span}</retrieve>", verb="Retrieve"),
     "query": ProtocolText(
         how="ask for frames: <query>...</query>. Name frames (\"frames 20-35\", \"frame 12, "
             "14\") or times (\"at 12.5s\", \"20-30s\"); without them you get the next "
@@ -36,19 +41,23 @@ PROTOCOL_TEXTS = {
             "<response>...</response>. You may keep notes in <summary>...</summary>.",
         short="<query>...</query>",
         example="<query>frames 24-31</query>",
-        video_example="<query>video 1 frames 24-31</query>"),
+        video_example="<query>video 1 frames 24-31</query>", verb="Query"),
     "timestamps": ProtocolText(
         how="ask for frames at exact times: <frames>t1,t2,...</frames> in seconds "
             "(at most {frames_per_turn} per turn).",
         short="<frames>t1,t2,...</frames>",
         example="<frames>24.5,25.5,26.5,27.5,28.5,29.5,30.5,31.5</frames>",
-        video_example="<frames>video 1: 24.5,26.5,28.5,30.5</frames>"),
+        video_example="<frames>video 1: 24.5,26.5,28.5,30.5</frames>", verb="Ask for frames"),
 }
 
 
 def system_prompt(config: VideoQAConfig) -> str:
-    """The rules of `config.protocol` and (with `config.prompt_example`) a worked example."""
+    """The rules of `config.protocol` and (with `config.prompt_example`) a worked example;
+    one line in the compact style."""
     proto = PROTOCOL_TEXTS.get(config.protocol)
+    if config.prompt_style == "compact":
+        ask = "" if proto is None else f" or ask for frames with {proto.short}"
+        return f"Think in <think>...</think>, then answer with <answer>...</answer>{ask}."
     values = {"frames_per_turn": config.frames_per_turn,
               "units_name": "times in seconds" if config.retrieve_units == "seconds"
               else "frame indices",
@@ -82,13 +91,35 @@ def system_prompt(config: VideoQAConfig) -> str:
     return "\n".join(lines)
 
 
-def question_text(sample: Sample) -> str:
+def question_text(sample: Sample, style: str = "full") -> str:
+    """The question and its lettered options: one option a line, or (compact) the question on
+    one line and every option on the next."""
+    options = [f"{letter}. {option}" for letter, option
+               in zip(sample.choice_letters, sample.options or [], strict=True)]
+    if style == "compact":
+        return "\n".join([sample.question.strip(), *([" ".join(options)] if options else [])])
     text = f"Question: {sample.question.strip()}"
-    if sample.options:
-        letters = sample.choice_letters
-        text += "\nOptions:\n" + "\n".join(f"{letter}. {option}" for letter, option
-                                           in zip(letters, sample.options, strict=True))
+    if options:
+        text += "\nOptions:\n" + "\n".join(options)
     return text
+
+
+def opening_text(config: VideoQAConfig, sample: Sample, layout: VideoLayout,
+                 frame_lines: list[str]) -> str:
+    """The first observation: question, (full style) the videos' lengths, the opening frames
+    and the turn text."""
+    header = ([] if config.prompt_style == "compact"
+              else [videos_text(layout), opening_header(layout)])
+    return "\n".join([question_text(sample, config.prompt_style), *header, *frame_lines,
+                      turn_text(config.protocol, config.max_turns, config.prompt_style)])
+
+
+def fetched_text(config: VideoQAConfig, frame_lines: list[str], turns_left: int) -> str:
+    """The observation after a request: the frames it returned and the turn text."""
+    lines = frame_lines if config.prompt_style == "compact" else [
+        "The frames you asked for:", *frame_lines]
+    return "\n".join([frames_block(config.protocol, lines),
+                      turn_text(config.protocol, turns_left, config.prompt_style)])
 
 
 def videos_text(layout: VideoLayout) -> str:
@@ -106,17 +137,26 @@ def opening_header(layout: VideoLayout) -> str:
             else "Frames spread over each video:")
 
 
-def frame_line(video: int, index: int | None, time_s: float, num_videos: int) -> str:
+def frame_line(video: int, index: int | None, time_s: float, num_videos: int,
+               labels: str = "full") -> str:
     """`Frame 12 at 12.5s: <image>`; `Video 2 frame 12 ...` for video index 1 of several;
-    frames decoded at exact times (no pool index) read `Frame at 12.50s`."""
+    frames decoded at exact times (no pool index) read `Frame at 12.50s`. With `labels` index:
+    `12 <image>`, `v2 12 <image>`, `12.50s <image>`."""
+    if labels == "index":
+        label = str(index) if index is not None else f"{time_s:.2f}s"
+        where = f"v{video + 1} " if num_videos > 1 else ""
+        return f"{where}{label} {IMAGE_PLACEHOLDER}"
     frame = f"frame {index} at {time_s:.1f}s" if index is not None else f"frame at {time_s:.2f}s"
     label = f"Video {video + 1} {frame}" if num_videos > 1 else frame[0].upper() + frame[1:]
     return f"{label}: {IMAGE_PLACEHOLDER}"
 
 
-def turn_text(protocol: str, turns_left: int) -> str:
+def turn_text(protocol: str, turns_left: int, style: str = "full") -> str:
     """The reminder that closes every observation; the last turn says to answer now."""
-    if turns_left <= 1 or protocol not in PROTOCOL_TEXTS:
+    last = turns_left <= 1 or protocol not in PROTOCOL_TEXTS
+    if style == "compact":
+        return "Answer." if last else f"{PROTOCOL_TEXTS[protocol].verb} or answer."
+    if last:
         return "This is your last turn: you must answer now with <answer>...</answer>."
     return (f"You have {turns_left} turns left: answer with <answer>...</answer> or ask for "
             f"frames with {PROTOCOL_TEXTS[protocol].short}.")
@@ -126,8 +166,8 @@ def invalid_text(error: str) -> str:
     return f"Invalid action: {error}."
 
 
-def frames_block(protocol: str, header: str, lines: list[str]) -> str:
-    """A header and one labelled `<image>` per line; the query protocol returns frames as a
-    tool response, inside `<response>...</response>` (verl-tool's video_qar)."""
-    block = "\n".join([header, *lines])
+def frames_block(protocol: str, lines: list[str]) -> str:
+    """Lines of labelled `<image>`s; the query protocol returns frames as a tool response,
+    inside `<response>...</response>` (verl-tool's video_qar)."""
+    block = "\n".join(lines)
     return f"<response>{block}</response>" if protocol == "query" else block

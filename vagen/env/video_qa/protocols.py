@@ -55,7 +55,7 @@ class ActionError(ValueError):
     """Raised inside body parsers; becomes an invalid Action carrying the message."""
 
 
-BodyParser = Callable[[str, VideoLayout, str], tuple[FrameRequest, ...]]
+BodyParser = Callable[[str, VideoLayout, str, bool], tuple[FrameRequest, ...]]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ _PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 def register_protocol(name: str, tag: str | None, action_type: str
                       ) -> Callable[[BodyParser | None], BodyParser | None]:
-    """Decorator on a body parser `(body, layout, units) -> requests`; duplicates rejected."""
+    """Decorator on a body parser `(body, layout, units, lenient) -> requests`; duplicates
+    rejected. `lenient`: read a reversed range as its start and end swapped."""
 
     def decorator(parse_body: BodyParser | None) -> BodyParser | None:
         _PROTOCOLS.add(name, Protocol(name, tag, action_type, parse_body))
@@ -84,11 +85,14 @@ def get_protocol(name: str) -> Protocol:
     return _PROTOCOLS.get(name)
 
 
-def parse_action(protocol: str, text: str, layout: VideoLayout, units: str = "index") -> Action:
-    """The action in `text` under `protocol`; malformed text gives `Action("invalid", ...)`."""
+def parse_action(protocol: str, text: str, layout: VideoLayout, units: str = "index",
+                 lenient: bool = False) -> Action:
+    """The action in `text` under `protocol`; malformed text gives `Action("invalid", ...)`.
+    `lenient` reads a reversed range (`<retrieve>25,17</retrieve>`) as 17-25."""
     proto = get_protocol(protocol)
     try:
-        return _parse_envelope(proto, text if isinstance(text, str) else "", layout, units)
+        return _parse_envelope(proto, text if isinstance(text, str) else "", layout, units,
+                               lenient)
     except ActionError as err:
         return Action("invalid", error=str(err))
 
@@ -103,7 +107,8 @@ def _blocks(text: str, tag: str) -> list[str]:
     return bodies
 
 
-def _parse_envelope(proto: Protocol, text: str, layout: VideoLayout, units: str) -> Action:
+def _parse_envelope(proto: Protocol, text: str, layout: VideoLayout, units: str,
+                    lenient: bool) -> Action:
     answers = _blocks(text, "answer")
     requests = _blocks(text, proto.tag) if proto.tag else []
     request_hint = f" or <{proto.tag}>...</{proto.tag}>" if proto.tag else ""
@@ -116,7 +121,8 @@ def _parse_envelope(proto: Protocol, text: str, layout: VideoLayout, units: str)
                               "<answer>...</answer>")
         return Action("answer", answer=answer)
     if requests:
-        return Action(proto.action_type, requests=proto.parse_body(requests[0], layout, units))
+        return Action(proto.action_type,
+                      requests=proto.parse_body(requests[0], layout, units, lenient))
     raise ActionError(f"no action found; end your turn with <answer>...</answer>{request_hint}")
 
 
@@ -197,9 +203,13 @@ def _check_time(value: float, video: int | None, layout: VideoLayout) -> float:
     return value
 
 
-def _check_span(start: float, end: float, text: str) -> None:
-    if start > end:
-        raise ActionError(f"the range '{text.strip()[:40]}' is reversed; write the start first")
+def _ordered(start: float, end: float, text: str, lenient: bool) -> tuple[float, float]:
+    """(start, end); a reversed range is swapped when `lenient`, else an error."""
+    if start <= end:
+        return start, end
+    if lenient:
+        return end, start
+    raise ActionError(f"the range '{text.strip()[:40]}' is reversed; write the start first")
 
 
 # ---- the protocols
@@ -208,7 +218,8 @@ register_protocol("single", tag=None, action_type="answer")(None)
 
 
 @register_protocol("retrieve", tag="retrieve", action_type="retrieve")
-def parse_retrieve(body: str, layout: VideoLayout, units: str) -> tuple[FrameRequest, ...]:
+def parse_retrieve(body: str, layout: VideoLayout, units: str,
+                   lenient: bool = False) -> tuple[FrameRequest, ...]:
     """`s,e` (pool indices, or seconds with units='seconds'); `video 1: s,e; video 0: s,e`."""
     requests = []
     for video, text in _parts(body, layout):
@@ -220,13 +231,13 @@ def parse_retrieve(body: str, layout: VideoLayout, units: str) -> tuple[FrameReq
             start, end = (_check_time(_seconds(b), video, layout) for b in bounds)
         else:
             start, end = (_check_index(_number(b, "frame index"), video, layout) for b in bounds)
-        _check_span(start, end, text)
-        requests.append(FrameRequest("span", (start, end), video, units))
+        requests.append(FrameRequest("span", _ordered(start, end, text, lenient), video, units))
     return tuple(requests)
 
 
 @register_protocol("timestamps", tag="frames", action_type="frames")
-def parse_timestamps(body: str, layout: VideoLayout, units: str) -> tuple[FrameRequest, ...]:
+def parse_timestamps(body: str, layout: VideoLayout, units: str,
+                     lenient: bool = False) -> tuple[FrameRequest, ...]:
     """`t1,t2,...` in seconds (`12.5`, `12.5s`, `1:05`); `video 1: t1,t2; video 0: t3`."""
     requests = []
     for video, text in _parts(body, layout):
@@ -251,7 +262,8 @@ _QUERY_TOKENS = re.compile(
 
 
 @register_protocol("query", tag="query", action_type="query")
-def parse_query(body: str, layout: VideoLayout, units: str) -> tuple[FrameRequest, ...]:
+def parse_query(body: str, layout: VideoLayout, units: str,
+                lenient: bool = False) -> tuple[FrameRequest, ...]:
     """Free text. Honoured: `video N`, `frames A-B`, `frame A, B`, `10-20s`, `at 12.5s`,
     `1:05`; without any of them the request is the next unseen frames."""
     requests: list[FrameRequest] = []
@@ -262,8 +274,8 @@ def parse_query(body: str, layout: VideoLayout, units: str) -> tuple[FrameReques
         elif m.group("frange"):
             start, end = (_check_index(_number(m.group(g), "frame index"), video, layout)
                           for g in ("fa", "fb"))
-            _check_span(start, end, m.group(0))
-            requests.append(FrameRequest("span", (start, end), video, "index"))
+            requests.append(FrameRequest("span", _ordered(start, end, m.group(0), lenient),
+                                         video, "index"))
         elif m.group("flist"):
             indices = tuple(_check_index(_number(n, "frame index"), video, layout)
                             for n in re.findall(r"\d+", m.group("fl")))
@@ -272,8 +284,8 @@ def parse_query(body: str, layout: VideoLayout, units: str) -> tuple[FrameReques
             if not (m.group("tu") or ":" in m.group("ta") + m.group("tb")):
                 continue  # two bare numbers ("2-3 people") are not times
             start, end = (_check_time(_seconds(m.group(g)), video, layout) for g in ("ta", "tb"))
-            _check_span(start, end, m.group(0))
-            requests.append(FrameRequest("span", (start, end), video, "seconds"))
+            requests.append(FrameRequest("span", _ordered(start, end, m.group(0), lenient),
+                                         video, "seconds"))
         else:
             token = m.group("tc") or m.group("tn")
             requests.append(FrameRequest("times", (_check_time(_seconds(token), video, layout),),
