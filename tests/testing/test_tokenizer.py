@@ -87,3 +87,21 @@ def test_chat_template_adds_default_system_and_generation_prompt(tiny_processor)
                                               tokenize=False, add_generation_prompt=True)
     assert text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
                     "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_number_tokens_make_every_two_digit_label_one_token():
+    from vagen.testing.tokenizer import build_tokenizer
+
+    numbered = build_tokenizer(number_tokens=True)
+    ids = numbered.encode("<retrieve>17,25</retrieve>", add_special_tokens=False)
+    assert [numbered.decode([i]) for i in ids] == ["<retrieve>", "17", ",", "25", "</retrieve>"]
+    assert numbered.decode(numbered.encode("frame 99 at 100.5s")) == "frame 99 at 100.5s"
+    plain = build_tokenizer()
+    assert len(plain.encode("17", add_special_tokens=False)) == 2  # Qwen splits digits
+
+
+def test_number_tokens_are_part_of_the_tiny_model_cache_key():
+    from vagen.testing.tiny_model import TinyModelConfig
+
+    assert (TinyModelConfig(number_tokens=True).cache_key()
+            != TinyModelConfig().cache_key())

@@ -205,6 +205,7 @@ def test_answerable_shares_on_a_hand_built_case():
     assert summary["answerable"] == {"uniform_8": 0.2, "uniform_16": 0.4, "carrier_8": 0.8,
                                      "oracle_8": 0.8, "carrier_seen": 1.0}
     assert summary["answerable_by_kind"]["count"]["oracle_8"] == 0.5
+    assert summary["ceiling"] == {"uniform_8": 0.2, "uniform_16": 0.4}  # numbers: no guess
     assert summary["kinds"] == {"color": 3, "count": 2}
     assert summary["duration_s"] == {"min": 64.0, "mean": 64.0, "max": 64.0}
     views = uniform_view([64, 64], 16)
@@ -226,11 +227,13 @@ def test_main_writes_n_samples_and_prints_the_summary(tmp_path, capsys):
     assert all(Path(v).is_absolute() and Path(v).is_file() for s in samples for v in s.videos)
     out = capsys.readouterr().out
     assert "oracle_8" in out and "uniform_16" in out
-    assert out.splitlines()[-4].split()[:2] == ["all", "3"]
+    assert out.splitlines()[-5].split()[:2] == ["all", "3"]
+    assert "single-turn accuracy ceiling" in out
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--n", "0"], "--n must be >= 1"),
+    (["--n", "0"], "--n and --workers must be >= 1"),
+    (["--workers", "0"], "--n and --workers must be >= 1"),
     (["--kinds", "colour"], "kinds: unknown ['colour']; use some of color, order"),
     (["--size", "63"], "size: 63 must be even"),
     (["--min-duration-s", "10"], "min_duration_s"),
@@ -239,3 +242,29 @@ def test_main_rejects_bad_arguments(tmp_path, capsys, argv, message):
     assert main(["--out", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / SAMPLES_FILE).exists()
+
+
+def test_the_single_turn_ceiling_adds_a_guess_among_the_options():
+    seen = _sample("color", [[12.0, 13.9]], [[8.0, 20.0]], [64])  # 16 uniform see 12.5
+    unseen = _sample("color", [[10.2, 10.8]], [[8.0, 20.0]], [64])  # none see 10.5
+    for sample in (seen, unseen):
+        sample.options, sample.answer, sample.answer_type = ["a", "b", "c", "d"], "A", "choice"
+    assert summarize([seen, unseen])["ceiling"]["uniform_16"] == (1 + 0.25) / 2
+
+
+def test_workers_write_the_same_data_set(dataset, tmp_path):
+    _, samples = dataset
+    parallel = generate_dataset(tmp_path, n=len(KINDS), seed=7, config=SynthConfig(**SMALL),
+                                workers=2)
+    assert [s.to_dict() for s in parallel] == [s.to_dict() for s in samples]
+    first = samples[0].videos[0]
+    assert (tmp_path / first).read_bytes() == (dataset[0] / first).read_bytes()
+
+
+def test_brief_evidence_names_the_colours_a_tiny_model_can_copy(dataset):
+    _, samples = dataset
+    color = next(s for s in samples if s.extra["kind"] == "color")
+    carrier = color.extra["plans"][0]["tracks"][0]
+    assert color.extra["evidence_brief"] == (f"{carrier['color']} "
+                                             f"{carrier['details'][0]['color']}")
+    assert color.options[ord(color.answer) - ord("A")] == carrier["details"][0]["color"]

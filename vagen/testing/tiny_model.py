@@ -51,6 +51,9 @@ class TinyModelConfig:
     vision_intermediate_size: int = field(default=128, metadata={"help": "vision MLP width"})
     bpe_vocab_size: int = field(default=1024, metadata={
         "help": "upper bound of the trained BPE vocabulary (the corpus may fill less)"})
+    number_tokens: bool = field(default=False, metadata={
+        "help": "add the numbers 10-99 as single tokens: Qwen's pre-tokeniser splits digits, "
+                "so a frame label is otherwise two tokens a tiny model must copy in turn"})
     min_pixels: int = field(default=28 * 28, metadata={
         "help": "smallest image area after resizing; one 28x28 block is one image token"})
     max_pixels: int = field(default=112 * 112, metadata={
@@ -60,7 +63,7 @@ class TinyModelConfig:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            if f.name != "seed" and getattr(self, f.name) < 1:
+            if f.name not in ("seed", "number_tokens") and getattr(self, f.name) < 1:
                 raise ValueError(f"TinyModelConfig.{f.name} must be >= 1, got "
                                  f"{getattr(self, f.name)}")
         for prefix, heads in (("text", self.text_heads), ("vision", self.vision_heads)):
@@ -188,7 +191,7 @@ def tiny_model_dir(root: str | Path | None = None, **overrides) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
     try:
-        tokenizer = build_tokenizer(config.bpe_vocab_size)
+        tokenizer = build_tokenizer(config.bpe_vocab_size, config.number_tokens)
         build_model(config, tokenizer).save_pretrained(staging)
         build_processor(config, tokenizer).save_pretrained(staging)
         (staging / "tiny_model_config.json").write_text(

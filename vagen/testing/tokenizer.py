@@ -95,11 +95,15 @@ def corpus_digest() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build_tokenizer(vocab_size: int = 1024):
+NUMBER_TOKENS = tuple(str(i) for i in range(10, 100))
+
+
+def build_tokenizer(vocab_size: int = 1024, number_tokens: bool = False):
     """Train byte-level BPE (at most `vocab_size` entries, 256 of them the byte alphabet) on
     `corpus()` with Qwen2's normaliser and pre-tokeniser, then wrap it as a `Qwen2Tokenizer`
     (the class a real Qwen2.5-VL checkpoint loads) with the special tokens appended in
-    Qwen's order, then the action tags."""
+    Qwen's order, then the action tags, then (`number_tokens`) "10".."99" as added tokens,
+    which are matched before the pre-tokeniser splits digits."""
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
     from transformers import Qwen2Tokenizer
@@ -125,5 +129,7 @@ def build_tokenizer(vocab_size: int = 1024):
     tokenizer.add_special_tokens({"extra_special_tokens": list(SPECIAL_TOKENS[1:])})
     tokenizer.eos_token = IM_END  # as in the Instruct checkpoints: a reply ends the turn
     tokenizer.add_tokens(list(ACTION_TAGS), special_tokens=False)
+    if number_tokens:
+        tokenizer.add_tokens(list(NUMBER_TOKENS), special_tokens=False)
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

@@ -14,7 +14,8 @@ which_video (choice, "video 1" is `videos[0]`), video_count (number) over 2-6 vi
 `relevant_spans` are the detail spans the answer needs ([s, e], or [s, e, video] for
 multi-video kinds). `extra` holds `kind`, `carrier_span` (the carrier of the first relevant
 span) and `carrier_spans`, `durations_s` (per video; `duration_s` is their sum), `evidence`
-(the evidence in words, for a narrating <think>) and `plans` (everything drawn).
+(the evidence in words, for a narrating <think>), `evidence_brief` (the colours alone,
+"white red", for a brief one) and `plans` (everything drawn).
 
 Files: `out_dir/samples.jsonl` and `out_dir/videos/*.mp4`. Video paths in the samples are
 relative to the folder of `samples.jsonl` (`videos/<id>-v<k>.mp4`) unless `absolute_paths`
@@ -57,6 +58,7 @@ class Question:
     relevant_spans: list[list[float]]
     carrier_spans: list[list[float]]
     evidence: str
+    evidence_brief: str
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,18 @@ def _narrate_all(plans: list[VideoPlan]) -> str:
     return " ".join(f"Video {v + 1}: {_narrate(p)}" for v, p in enumerate(plans))
 
 
+def _brief(plan: VideoPlan) -> str:
+    """The evidence in as few words as a tiny model can copy: the carrier's colour, then
+    each detail's ("white red"; "white dot blue" for a dot)."""
+    c = plan.tracks[0]
+    return " ".join([c.color, *(d.color if d.kind == "turn" else f"dot {d.color}"
+                                for d in c.details)])
+
+
+def _brief_all(plans: list[VideoPlan]) -> str:
+    return "; ".join(f"v{v + 1} {_brief(p)}" for v, p in enumerate(plans))
+
+
 def _letter(index: int) -> str:
     return chr(ord("A") + index)
 
@@ -275,7 +289,8 @@ def _carrier_look(rng: np.random.Generator) -> tuple[str, str, list[str]]:
 def _single(plan: VideoPlan, text: str, answer: str, answer_type: str,
             options: list[str] | None = None) -> Question:
     spans, carrier = _spans(plan)
-    return Question([plan], text, answer, answer_type, options, spans, carrier, _narrate(plan))
+    return Question([plan], text, answer, answer_type, options, spans, carrier, _narrate(plan),
+                    _brief(plan))
 
 
 @register_kind("color")
@@ -329,7 +344,7 @@ def _multi(plans: list[VideoPlan], videos: Sequence[int], text: str, answer: str
         spans += detail
         carriers += carrier
     return Question(plans, text, answer, answer_type, options, spans, carriers,
-                    _narrate_all(plans))
+                    _narrate_all(plans), _brief_all(plans))
 
 
 @register_kind("which_video")
@@ -376,22 +391,36 @@ def make_sample(cfg: SynthConfig, seed: int, index: int, out_dir: str | Path) ->
         duration_s=float(sum(durations)), source="synthetic", category=kind,
         extra={"kind": kind, "carrier_span": q.carrier_spans[0], "carrier_spans": q.carrier_spans,
                "durations_s": durations, "evidence": q.evidence,
+               "evidence_brief": q.evidence_brief,
                "plans": [p.to_dict() for p in q.plans]})
 
 
 def generate_dataset(out_dir: str | Path, n: int, seed: int = 0,
-                     config: SynthConfig | None = None, progress: bool = False) -> list[Sample]:
-    """Write `n` samples to `out_dir/samples.jsonl` and their MP4s to `out_dir/videos/`.
-    Same (n, seed, config) -> the same samples and the same video frames."""
+                     config: SynthConfig | None = None, progress: bool = False,
+                     workers: int = 1) -> list[Sample]:
+    """Write `n` samples to `out_dir/samples.jsonl` and their MP4s to `out_dir/videos/`,
+    drawing and encoding them in `workers` processes. Same (n, seed, config) -> the same
+    samples and the same video frames, whatever the number of workers."""
+    from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
+    from multiprocessing import get_context
+
     from tqdm import tqdm
 
     if n < 1:
         raise ValueError(f"n: {n} must be >= 1")
     if seed < 0:
         raise ValueError(f"seed: {seed} must be >= 0")
+    if workers < 1:
+        raise ValueError(f"workers: {workers} must be >= 1")
     cfg = config or SynthConfig()
-    samples = [make_sample(cfg, seed, i, out_dir)
-               for i in tqdm(range(n), desc="synth", unit="sample", disable=not progress)]
+    bar = {"total": n, "desc": "synth", "unit": "sample", "disable": not progress}
+    if workers == 1:
+        samples = [make_sample(cfg, seed, i, out_dir) for i in tqdm(range(n), **bar)]
+    else:  # spawned, not forked: a caller's threads (torch, servers) must not be copied
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            samples = list(tqdm(pool.map(make_sample, repeat(cfg), repeat(seed), range(n),
+                                         repeat(out_dir), chunksize=8), **bar))
     save_samples(samples, Path(out_dir) / SAMPLES_FILE)
     return samples
 
@@ -483,7 +512,8 @@ def summarize(samples: Sequence[Sample], pool_fps: float = 1.0, pool_max_frames:
                                       for v, spans in _by_video(carriers).items()
                                       for s, e in spans)
         rows.append({"kind": sample.extra.get("kind", sample.category or "other"),
-                     "durations": durations, "answer": sample.answer, **row})
+                     "durations": durations, "answer": sample.answer,
+                     "chance": 1 / len(sample.options) if sample.options else 0.0, **row})
     return _tally(rows)
 
 
@@ -493,7 +523,7 @@ def _share(rows: list[dict], key: str) -> float | None:
 
 
 def _tally(rows: list[dict]) -> dict:
-    flags = [k for k in rows[0] if k not in ("kind", "durations", "answer")]
+    flags = [k for k in rows[0] if k not in ("kind", "durations", "answer", "chance")]
     durations = [d for r in rows for d in r["durations"]]
     per_sample = [len(r["durations"]) for r in rows]
     kinds = sorted({r["kind"] for r in rows}, key=lambda k: list(KINDS).index(k)
@@ -507,6 +537,8 @@ def _tally(rows: list[dict]) -> dict:
                        "max": max(durations)},
         "videos_per_sample": {"min": min(per_sample), "max": max(per_sample)},
         "answerable": {f: _share(rows, f) for f in flags},
+        "ceiling": {f: round(float(np.mean([r[f] + (1 - r[f]) * r["chance"] for r in rows])), 3)
+                    for f in flags if f.startswith("uniform_")},
         "answerable_by_kind": {k: {f: _share(v, f) for f in flags} for k, v in by_kind.items()},
         "answers_by_kind": {k: dict(sorted(Counter(r["answer"] for r in v).items()))
                             for k, v in by_kind.items()},
@@ -532,6 +564,9 @@ def format_summary(summary: dict) -> str:
         f"{k} " + (" ".join(f"{a}:{c}" for a, c in v.items()) if len(v) <= 8
                    else f"{len(v)} distinct")
         for k, v in summary["answers_by_kind"].items()))
+    lines.append("single-turn accuracy ceiling (the frames show the evidence, else a guess "
+                 "among the options): " + ", ".join(f"{f} {v:.2f}"
+                                                   for f, v in summary["ceiling"].items()))
     lines.append(f"head-room of retrieval (oracle - 16 uniform): {_headroom(summary):.2f}")
     return "\n".join(lines)
 
@@ -552,6 +587,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--n", type=int, default=50, help="number of samples (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes drawing and encoding videos (default 1)")
     for f in fields(SynthConfig):
         flag, help_text = "--" + f.name.replace("_", "-"), f.metadata["help"]
         if f.name == "kinds":
@@ -572,12 +609,14 @@ def main(argv: list[str] | None = None) -> int:
                  if getattr(args, f.name) is not None}
     try:
         config = SynthConfig(**overrides)
-        if args.n < 1 or args.seed < 0:
-            raise ValueError(f"--n must be >= 1 and --seed >= 0 (got {args.n}, {args.seed})")
+        if args.n < 1 or args.seed < 0 or args.workers < 1:
+            raise ValueError(f"--n and --workers must be >= 1 and --seed >= 0 (got {args.n}, "
+                             f"{args.workers}, {args.seed})")
     except ValueError as err:
         print(f"vagen data synth: error: {err}", file=sys.stderr)
         return 2
-    samples = generate_dataset(args.out, args.n, args.seed, config, progress=True)
+    samples = generate_dataset(args.out, args.n, args.seed, config, progress=True,
+                               workers=args.workers)
     print(format_summary(summarize(samples, config.pool_fps, config.pool_max_frames,
                                    retrieve_frames=config.retrieve_frames)))
     print(f"wrote {len(samples)} samples to {Path(args.out) / SAMPLES_FILE}")
