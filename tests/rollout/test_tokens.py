@@ -199,6 +199,23 @@ def test_collated_mrope_positions_equal_those_the_model_computes_itself(model, c
     assert torch.allclose(own[attended], given[attended])
 
 
+def test_a_segment_computes_its_positions_once_until_it_grows(model, codec):
+    trajectory, _ = play(codec, TURNS, window=None)
+    segment = trajectory.current
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return model.model.get_rope_index(*args, **kwargs)
+
+    first = collate_segments([segment], codec, rope_index=counted)["position_ids"]
+    again = collate_segments([segment], codec, rope_index=counted)["position_ids"]
+    assert len(calls) == 1 and torch.equal(first, again)
+    segment.extend_context(codec.encode("more"))
+    grown = collate_segments([segment], codec, rope_index=counted)["position_ids"]
+    assert len(calls) == 2 and grown.shape[-1] == first.shape[-1] + len(codec.encode("more"))
+
+
 def test_mrope_positions_of_a_frame_follow_its_patch_grid(model, codec):
     """Hand-computed: text counts up by one in all three axes; the 2x2 merged patches of a
     56x56 frame share the time position and spread over height and width; the text after the

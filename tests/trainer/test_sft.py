@@ -12,7 +12,7 @@ from vagen.config import ConfigKeyError, load_config
 from vagen.rollout.backends.hf import token_logprobs
 from vagen.rollout.tokens import ChatCodec, collate_segments
 from vagen.trainer.logger import read_metrics
-from vagen.trainer.sft import SFTConfig, oracle_segments, train_sft
+from vagen.trainer.sft import SFTConfig, lr_factor, oracle_segments, train_sft
 
 
 def _oracle_nll(model_path: Path, env_config: Path) -> float:
@@ -72,8 +72,41 @@ def test_unknown_env_group_is_named(tiny_model_path: Path, env_config_path: Path
         train_sft(config)
 
 
+def test_a_group_listed_twice_weighs_twice_and_reuses_its_episodes(
+        tiny_model_path: Path, env_config_path: Path) -> None:
+    from transformers import AutoProcessor
+
+    codec = ChatCodec(AutoProcessor.from_pretrained(tiny_model_path))
+    segments = oracle_segments(codec, str(env_config_path), ["single", "single", "retrieve"],
+                               episodes=2)
+    assert len(segments) == 2 + 2 + 2
+    assert segments[0] is segments[2] and segments[1] is segments[3]  # played once
+    assert segments[4].input_ids != segments[0].input_ids
+
+
+def test_warmup_then_linear_decay() -> None:
+    config = SFTConfig(steps=10, warmup_steps=2, lr_schedule="linear")
+    factors = [lr_factor(step, config) for step in range(1, 11)]
+    assert factors[:2] == [0.5, 1.0]
+    assert factors[2:] == sorted(factors[2:], reverse=True) and 0 < factors[-1] <= 0.125
+    assert {lr_factor(step, SFTConfig(steps=10)) for step in range(1, 11)} == {1.0}
+
+
+def test_the_logged_learning_rate_follows_the_schedule(tiny_model_path: Path,
+                                                       env_config_path: Path,
+                                                       tmp_path: Path) -> None:
+    train_sft(load_config(SFTConfig, None, [
+        f"model.path={tiny_model_path}", "model.device=cpu", f"env_config={env_config_path}",
+        "groups=[single]", "steps=4", "batch_size=2", "lr=1e-3", "warmup_steps=2",
+        "lr_schedule=linear", f"out_dir={tmp_path}"]))
+    lrs = [m["sft/lr"] for m in read_metrics(tmp_path / "metrics.jsonl")]
+    assert lrs == pytest.approx([5e-4, 1e-3, 1e-3, 5e-4])
+
+
 @pytest.mark.parametrize("override, key", [("groups=[]", "groups"), ("lr=0", "lr"),
-                                           ("batch_size=x", "batch_size")])
+                                           ("batch_size=x", "batch_size"),
+                                           ("warmup_steps=300", "warmup_steps"),
+                                           ("lr_schedule=cosine", "lr_schedule")])
 def test_bad_sft_config_names_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigKeyError, match=key):
         load_config(SFTConfig, None, [override])

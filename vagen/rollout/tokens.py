@@ -76,16 +76,17 @@ class ChatCodec:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def process_images(self, frames: list[np.ndarray]) -> list[ProcessedImage]:
-        """Run the image processor once per frame (kept per image so segments can drop some)."""
-        out = []
-        for frame in frames:
-            if not frame.flags.writeable:  # wire-decoded frames are read-only views
-                frame = frame.copy()
-            batch = self.image_processor(images=[frame], return_tensors="pt")
-            grid = batch["image_grid_thw"][0]
-            out.append(ProcessedImage(batch["pixel_values"], grid,
-                                      int(grid.prod()) // self.merge_size**2, frame))
-        return out
+        """Run the image processor once over a turn's frames and split its output per image
+        (kept per image so segments can drop some)."""
+        if not frames:
+            return []
+        # wire-decoded frames are read-only views
+        frames = [frame if frame.flags.writeable else frame.copy() for frame in frames]
+        batch = self.image_processor(images=frames, return_tensors="pt")
+        grids = batch["image_grid_thw"]
+        pixels = torch.split(batch["pixel_values"], grids.prod(-1).tolist())
+        return [ProcessedImage(values, grid, int(grid.prod()) // self.merge_size**2, frame)
+                for values, grid, frame in zip(pixels, grids, frames, strict=True)]
 
     def message_ids(self, message: Message, omit_images: bool = False) -> list[int]:
         """`<|im_start|>role\\n content <|im_end|>\\n` with each `<image>` expanded to its
@@ -125,6 +126,19 @@ class Segment:
     logprobs: list[float] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
     images: list[ProcessedImage] = field(default_factory=list)
+    _positions: tuple[int, torch.Tensor] | None = field(default=None, repr=False, compare=False)
+
+    def position_ids(self, codec: ChatCodec, rope_index: Any) -> torch.Tensor:
+        """The row's mrope positions `(3, len)`, computed once for its current length (SFT
+        replays each segment many times; a grown segment is computed again)."""
+        if self._positions is None or self._positions[0] != len(self.input_ids):
+            ids = torch.tensor([self.input_ids])
+            positions, _ = rope_index(
+                ids, mm_token_type_ids=mm_token_type_ids(ids, codec.image_token_id),
+                image_grid_thw=stack_images(self.images).get("image_grid_thw"),
+                attention_mask=torch.ones_like(ids))
+            self._positions = (len(self.input_ids), positions[:, 0])
+        return self._positions[1]
 
     def extend_context(self, ids: list[int], images: list[ProcessedImage] = ()) -> None:
         n = len(ids)
@@ -246,9 +260,11 @@ def collate_segments(segments: list[Segment], codec: ChatCodec,
     batch.update(stack_images([image for s in segments for image in s.images]))
     batch["mm_token_type_ids"] = mm_token_type_ids(batch["input_ids"], codec.image_token_id)
     if rope_index is not None and "image_grid_thw" in batch:
-        batch["position_ids"], _ = rope_index(
-            batch["input_ids"], mm_token_type_ids=batch["mm_token_type_ids"],
-            image_grid_thw=batch["image_grid_thw"], attention_mask=batch["attention_mask"])
+        # Row by row equals the model's batched call (padding gets position 0), and each
+        # segment keeps its rows' positions for the next time it is collated.
+        positions = [s.position_ids(codec, rope_index) for s in segments]
+        batch["position_ids"] = torch.stack(
+            [torch.nn.functional.pad(p, (0, length - p.shape[1])) for p in positions], dim=1)
     return batch
 
 
