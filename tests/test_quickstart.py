@@ -1,11 +1,16 @@
-"""The quick start's report: what a user reads after `bash scripts/quickstart.sh`."""
+"""The quick start: what a user reads after `bash scripts/quickstart.sh`, that its key=value
+arguments work from any folder, and (the learning guard) that the default run learns to
+look where the answer is."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from vagen.quickstart import write_report
+import pytest
+
+from vagen.quickstart import QuickstartConfig, main
+from vagen.quickstart_report import click_step, headline, write_report
 
 
 def _metrics(path: Path, rows: list[dict]) -> None:
@@ -13,22 +18,82 @@ def _metrics(path: Path, rows: list[dict]) -> None:
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def test_report_tables_held_out_reward_and_smooths_the_training_reward(tmp_path: Path) -> None:
+def test_report_tables_held_out_results_against_the_data_ceiling(tmp_path: Path) -> None:
     _metrics(tmp_path / "sft", [{"step": s, "sft/loss": 2.0 / s, "sft/token_accuracy": 0.1 * s}
                                 for s in range(1, 5)])
     rewards = [0.0, 0.2, 0.1, 0.3, 0.5, 0.4, 0.6, 0.8]  # quarters: steps 1-2 and 7-8
     _metrics(tmp_path / "grpo", [{"step": s, "reward/mean": r, "rollout/accuracy": r / 2,
                                   "rollout/turns": 2.0} for s, r in enumerate(rewards, 1)])
-    evals = {"sft/multi": {"overall": {"accuracy": 0.19, "mean_reward": 0.31,
+    (tmp_path / "data" / "test").mkdir(parents=True)
+    (tmp_path / "data" / "test" / "summary.json").write_text(json.dumps(
+        {"ceiling": {"uniform_8": 0.41, "uniform_16": 0.52}}))
+    evals = {"sft/multi": {"overall": {"accuracy": 0.6, "mean_reward": 0.31,
                                        "invalid_action_rate": 0.25, "mean_turns": 2.0,
-                                       "frames_viewed": 24.0, "temporal_iou": 0.04}},
-             "grpo/multi": {"overall": {"accuracy": 0.27, "mean_reward": 0.35}}}
-    report = write_report(tmp_path, evals, {"sft": 10.0, "total": 12.0})
+                                       "frames_viewed": 24.0, "temporal_iou": 0.04,
+                                       "evidence_seen": 0.7}},
+             "grpo/multi": {"overall": {"accuracy": 0.9, "invalid_action_rate": 0.01,
+                                        "frames_viewed": 24.0, "evidence_seen": 0.95}},
+             "grpo/single8": {"overall": {"accuracy": 0.4}}}
+    report = write_report(tmp_path, evals, {"sft": 10.0, "total": 12.0}, {"seed": 3})
     text = report.read_text()
-    assert "| sft | multi | 0.190 | 0.310 | 0.750 | 2.000 | 24.000 | 0.040 |" in text
-    assert ("Held-out multi-turn reward (greedy): SFT 0.310 -> GRPO 0.350; accuracy 0.190 -> "
-            "0.270.") in text
+    assert "| sft | multi | 0.600 | - | 0.700 | 0.750 | 2.000 | 24.000 | 0.040 | 0.310 |" in text
+    assert "| grpo | single8 | 0.400 | 0.410 |" in text
+    assert "SFT 0.600 -> GRPO 0.900 (+30.0 points); evidence seen 0.700 -> 0.950" in text
+    assert "+50.0 points (single-turn-8 0.400, its data ceiling 0.410)" in text
     assert "0.100 over steps 1-2 -> 0.700 over steps 7-8" in text
     for png in ("sft_loss", "grpo_reward", "grpo_accuracy", "grpo_turns"):
         assert f"![{png}]({png}.png)" in text and (tmp_path / f"{png}.png").exists()
     assert "| sft | 10 |" in text
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["config"] == {"seed": 3}
+    assert saved["headline"]["gap"] == pytest.approx(0.5)
+    assert saved["headline"]["format_valid"] == pytest.approx(0.99)
+
+
+def test_headline_deltas_are_none_when_an_eval_is_missing() -> None:
+    numbers = headline({"grpo/multi": {"overall": {"accuracy": 0.8}}})
+    assert numbers["final_multi"] == 0.8 and numbers["gap"] is None
+    assert numbers["grpo_delta"] is None
+
+
+def test_the_click_is_where_the_smoothed_loss_falls_fastest() -> None:
+    plateau, after = [2.0] * 200, [0.1] * 200
+    rows = [{"step": s, "sft/loss": v} for s, v in enumerate(plateau + after, start=1)]
+    assert 190 <= click_step(rows, window=20) <= 230
+    assert click_step(rows[:30], window=20) is None  # too short to tell
+
+
+def test_bad_quickstart_values_name_the_key() -> None:
+    with pytest.raises(ValueError, match="sft_steps"):
+        QuickstartConfig(sft_steps=0)
+
+
+def test_quickstart_takes_out_and_seed_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    """A short run from a folder that is not the checkout, with a non-default out and seed:
+    every stage writes under `out`, the data is drawn from the seed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["out=elsewhere/run", "seed=5", "train_samples=12", "test_samples=4",
+                 "sft_steps=4", "sft_warmup_steps=1", "grpo_steps=1", "workers=1"]) == 0
+    out = tmp_path / "elsewhere" / "run"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["config"]["seed"] == 5 and set(saved["eval"]) == {
+        "sft/multi", "grpo/multi", "grpo/single8", "grpo/single16"}
+    test_ids = [json.loads(line)["id"] for line in
+                (out / "data" / "test" / "samples.jsonl").read_text().splitlines()]
+    assert test_ids[0] == "synth-6-00000"  # held-out data: seed + 1
+    groups = (out / "env_config.yaml").read_text()
+    assert str(out.resolve() / "data" / "train" / "samples.jsonl") in groups
+    for folder in ("sft/final", "grpo/final", "eval/grpo-multi"):
+        assert (out / folder).is_dir()
+
+
+@pytest.mark.learning
+def test_the_default_quick_start_learns_where_to_look(tmp_path: Path, monkeypatch) -> None:
+    """The learning guard: the default quick start (default seed, another run folder) must
+    answer most held-out questions by retrieving the right frames, far above what 8 uniform
+    frames allow. A change that breaks learning cannot land."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["out=guard"]) == 0
+    numbers = json.loads((tmp_path / "guard" / "report.json").read_text())["headline"]
+    assert numbers["final_multi"] >= 0.75, numbers
+    assert numbers["gap"] >= 0.35, numbers

@@ -4,46 +4,91 @@ Synthetic colour questions -> the env server on 127.0.0.1 -> a tiny random Qwen2
 SFT warm start on oracle trajectories -> GRPO against the env server -> evaluation of the
 single-turn baselines (8 and 16 uniform frames) and multi-turn retrieval on held-out
 questions -> `report.md` with plots. Every stage skips work that is already done, so a
-second run resumes."""
+second run resumes. Runs from any folder: `out` is relative to the current one, the configs
+are read from this checkout's `scripts/`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vagen.config import load_config
-from vagen.server.launch import server_subprocess
-from vagen.trainer.logger import read_metrics
+from vagen.quickstart_report import write_report
 
-ENV_CONFIG = "scripts/quickstart/env_config.yaml"
-SYNTH_ARGS = ["--kinds", "color", "--min-duration-s", "56", "--max-duration-s", "64",
-              "--min-detail-s", "2", "--max-detail-s", "3", "--max-carrier-s", "12",
-              "--distractors", "0"]
-# The quick start's eval settings mirror its env groups (scripts/quickstart/env_config.yaml).
-EVAL_SET = ["max_pixels=3136", "max_turns=2", "initial_frames=16", "frames_per_turn=8",
-            "prompt_example=false"]
+ROOT = Path(__file__).resolve().parents[1]
+ENV_TEMPLATE = ROOT / "scripts" / "quickstart" / "env_config.yaml"
+GRPO_CONFIG = ROOT / "scripts" / "configs" / "local_grpo.yaml"
+TINY_MODEL = {"number_tokens": True}  # the default tiny model, labels 10-99 one token each
+# The synthetic data: one ~60 s video a question; a 4-6 s carrier shape turns another
+# colour for 1-2 s, so 8 uniform frames rarely see the change and the opening frames'
+# labels around the carrier locate it.
+SYNTH = {"kinds": ["color"], "min_duration_s": 56, "max_duration_s": 64, "min_carrier_s": 4,
+         "max_carrier_s": 6, "min_detail_s": 1.0, "max_detail_s": 2.0, "distractors": 0}
+EVALS = {"multi": "retrieve-test", "single8": "single-test", "single16": "single16-test"}
+GROUP_OWN_KEYS = ("name", "data", "split", "n", "seed", "protocol")
 
 
 @dataclass
 class QuickstartConfig:
-    out: str = field(default="runs/quickstart", metadata={"help": "run folder"})
-    train_samples: int = field(default=300, metadata={"help": "synthetic training questions"})
-    test_samples: int = field(default=100, metadata={"help": "held-out questions"})
-    sft_steps: int = field(default=200, metadata={"help": "SFT warm-start steps"})
-    sft_episodes: int = field(default=200, metadata={"help": "oracle episodes to imitate"})
-    grpo_steps: int = field(default=16, metadata={"help": "GRPO steps after SFT"})
+    out: str = field(default="runs/quickstart", metadata={
+        "help": "run folder (relative to the current folder)"})
     seed: int = field(default=0, metadata={"help": "data and training seed"})
+    train_samples: int = field(default=2000, metadata={"help": "synthetic training questions"})
+    test_samples: int = field(default=200, metadata={"help": "held-out questions"})
+    sft_steps: int = field(default=1400, metadata={"help": "SFT warm-start steps"})
+    sft_batch_size: int = field(default=16, metadata={"help": "SFT sequences per step"})
+    sft_lr: float = field(default=3e-3, metadata={"help": "SFT peak learning rate"})
+    sft_warmup_steps: int = field(default=50, metadata={
+        "help": "SFT warm-up steps (then linear decay)"})
+    sft_groups: list[str] = field(
+        default_factory=lambda: ["retrieve-train", "retrieve-train", "single-train"],
+        metadata={"help": "SFT mix: env groups whose oracle episodes to imitate (a group "
+                          "listed twice weighs twice)"})
+    grpo_steps: int = field(default=40, metadata={"help": "GRPO steps after SFT"})
+    threads: int = field(default=2, metadata={
+        "help": "torch threads of the training process (the env server idles during SFT)"})
+    workers: int = field(default=2, metadata={
+        "help": "processes writing the synthetic videos and decoding them for SFT"})
+
+    def __post_init__(self) -> None:
+        for key in ("train_samples", "test_samples", "sft_steps", "sft_batch_size",
+                    "grpo_steps", "threads", "workers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vagen quickstart", description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*", help="key=value, e.g. sft_steps=100")
+    parser.add_argument("overrides", nargs="*", help="key=value, e.g. sft_steps=100 out=runs/qs2")
     config = load_config(QuickstartConfig, None, parser.parse_args(argv).overrides)
+    run(config)
+    return 0
+
+
+def run(config: QuickstartConfig) -> Path:
+    """Every stage of the quick start into `config.out`; returns the report's path. Runs
+    with `config.threads` torch threads, restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run_stages(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_stages(config: QuickstartConfig) -> Path:
+    from vagen.server.launch import server_subprocess
+
     out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -54,40 +99,69 @@ def main(argv: list[str] | None = None) -> int:
         timings[name] = time.perf_counter() - t0
         return result
 
-    stage("data", make_data, out, config)
+    env_config = stage("data", make_data, out, config)
     model = stage("tiny model", make_model, out)
-    with server_subprocess(ENV_CONFIG, workers=2, log=out / "server.log") as url:
+    with server_subprocess(env_config, workers=2, log=out / "server.log") as url:
         print(f"env server at {url}")
-        sft_model = stage("sft", run_sft, out, config, model)
-        rl_model = stage("grpo", run_grpo, out, config, sft_model, url)
-        evals = stage("eval", run_evals, out, {"sft": sft_model, "grpo": rl_model}, url)
+        sft_model = stage("sft", run_sft, out, config, model, env_config)
+        rl_model = stage("grpo", run_grpo, out, config, sft_model, env_config, url)
+        evals = stage("eval", run_evals, out, env_config,
+                      {"sft": sft_model, "grpo": rl_model}, url)
     timings["total"] = time.perf_counter() - started
-    report = write_report(out, evals, timings)
+    report = write_report(out, evals, timings, asdict(config))
     print(f"\nvagen quickstart: report in {report} ({timings['total'] / 60:.1f} min)")
-    return 0
+    return report
 
 
-def make_data(out: Path, config: QuickstartConfig) -> None:
-    from vagen.video.synthetic import main as synth
+def make_data(out: Path, config: QuickstartConfig) -> Path:
+    """Train and test samples, their summaries, and `out/env_config.yaml`: the template's
+    groups with their data under `out` (so runs with another `out` never share data)."""
+    from vagen.data.sample import load_samples
+    from vagen.video.synthetic import SynthConfig, format_summary, generate_dataset, summarize
 
+    synth = SynthConfig(**SYNTH)
     for split, n, seed in (("train", config.train_samples, config.seed),
                            ("test", config.test_samples, config.seed + 1)):
         folder = out / "data" / split
-        if (folder / "samples.jsonl").exists():
+        samples_file = folder / "samples.jsonl"
+        if samples_file.exists():
             print(f"{folder} exists")
-            continue
-        synth(["--out", str(folder), "--n", str(n), "--seed", str(seed), *SYNTH_ARGS])
+            samples = load_samples(samples_file)
+        else:
+            samples = generate_dataset(folder, n, seed, synth, progress=True,
+                                       workers=config.workers)
+        summary = summarize(samples, synth.pool_fps, synth.pool_max_frames,
+                            retrieve_frames=synth.retrieve_frames)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"{split}: {format_summary(summary)}")
+    return write_env_config(out, config)
+
+
+def write_env_config(out: Path, config: QuickstartConfig) -> Path:
+    import yaml
+
+    from vagen.env.groups import load_env_groups
+
+    sizes = {"train": config.train_samples, "test": config.test_samples}
+    groups = []
+    for group in load_env_groups(ENV_TEMPLATE).values():
+        data = (out / group["data"]).resolve()
+        groups.append({**group, "data": str(data), "n": sizes[group["split"]]})
+    path = out / "env_config.yaml"
+    path.write_text(f"# Written by vagen quickstart from {ENV_TEMPLATE.relative_to(ROOT)}\n"
+                    + yaml.safe_dump({"env_groups": groups}, sort_keys=False))
+    return path
 
 
 def make_model(out: Path) -> Path:
     from vagen.testing import tiny_model_dir
 
-    path = tiny_model_dir(out / "models")
+    path = tiny_model_dir(out / "models", **TINY_MODEL)
     print(f"tiny Qwen2.5-VL in {path}")
     return path
 
 
-def run_sft(out: Path, config: QuickstartConfig, model: Path) -> Path:
+def run_sft(out: Path, config: QuickstartConfig, model: Path, env_config: Path) -> Path:
     from vagen.trainer.sft import SFTConfig, train_sft
 
     final = out / "sft" / "final"
@@ -95,125 +169,53 @@ def run_sft(out: Path, config: QuickstartConfig, model: Path) -> Path:
         print(f"{final} exists")
         return final
     return train_sft(load_config(SFTConfig, None, [
-        f"model.path={model}", f"env_config={ENV_CONFIG}", "groups=[retrieve-train,single-train]",
-        f"episodes={config.sft_episodes}", f"steps={config.sft_steps}", "batch_size=8",
-        "lr=2e-3", f"seed={config.seed}", f"out_dir={out / 'sft'}"]))
+        f"model.path={model}", f"env_config={env_config}",
+        f"groups=[{','.join(config.sft_groups)}]", f"steps={config.sft_steps}",
+        f"batch_size={config.sft_batch_size}", f"lr={config.sft_lr}",
+        f"warmup_steps={config.sft_warmup_steps}", "lr_schedule=linear",
+        f"seed={config.seed}", f"decode_workers={config.workers}", f"out_dir={out / 'sft'}"]))
 
 
-def run_grpo(out: Path, config: QuickstartConfig, model: Path, url: str) -> Path:
+def run_grpo(out: Path, config: QuickstartConfig, model: Path, env_config: Path,
+             url: str) -> Path:
     from vagen.trainer.local import LocalTrainer, TrainConfig
 
     final = out / "grpo" / "final"
     if final.exists():
         print(f"{final} exists")
         return final
-    return LocalTrainer(load_config(TrainConfig, "scripts/configs/local_grpo.yaml", [
-        f"model.path={model}", f"envs.urls=[{url}]", f"steps={config.grpo_steps}",
-        f"seed={config.seed}", f"out_dir={out / 'grpo'}", "save_every=8"])).train()
+    return LocalTrainer(load_config(TrainConfig, GRPO_CONFIG, [
+        f"model.path={model}", f"envs.config={env_config}", f"envs.urls=[{url}]",
+        f"steps={config.grpo_steps}", f"seed={config.seed}", f"out_dir={out / 'grpo'}",
+        f"save_every={max(1, config.grpo_steps // 2)}"])).train()
 
 
-def run_evals(out: Path, models: dict[str, Path], url: str) -> dict[str, dict[str, Any]]:
+def eval_settings(env_config: Path, group: str) -> tuple[str, str, list[str]]:
+    """The samples file, protocol and `vagen eval --set` values that play `group` as it is
+    configured (read from the group, never copied)."""
+    from vagen.env.groups import load_env_groups
+
+    values = load_env_groups(env_config)[group]
+    settings = [f"{key}={json.dumps(value)}" for key, value in values.items()
+                if key not in GROUP_OWN_KEYS]
+    return values["data"], values["protocol"], settings
+
+
+def run_evals(out: Path, env_config: Path, models: dict[str, Path],
+              url: str) -> dict[str, dict[str, Any]]:
     """Held-out accuracy of each model: multi-turn retrieval, and the single-turn baselines
     with 8 and 16 uniform frames."""
     from vagen.eval.evaluate import EvalConfig, run
 
-    data = str(out / "data" / "test" / "samples.jsonl")
-    settings = {"multi": {"mode": "multi"}, "single8": {"mode": "single", "frames": 8},
-                "single16": {"mode": "single", "frames": 16}}
     summaries = {}
     for name, model in models.items():
-        for mode, extra in settings.items():
-            if name == "sft" and mode == "single16":
-                continue
+        for mode, group in EVALS.items():
+            if name == "sft" and mode != "multi":
+                continue  # the baselines are the final model's
+            data, protocol, settings = eval_settings(env_config, group)
             print(f"-- eval {name} {mode}")
             summaries[f"{name}/{mode}"] = run(EvalConfig(
                 model=str(model), data=data, out=str(out / "eval" / f"{name}-{mode}"),
-                protocol="retrieve", set=EVAL_SET, max_new_tokens=64, batch_size=16,
-                server=url, **extra))
+                protocol=protocol, set=settings, max_new_tokens=32, batch_size=32,
+                server=url))
     return summaries
-
-
-def write_report(out: Path, evals: dict[str, dict[str, Any]], timings: dict[str, float]) -> Path:
-    """`report.md` with the eval table and training curves as PNGs."""
-    sft = read_metrics(out / "sft" / "metrics.jsonl")
-    grpo = read_metrics(out / "grpo" / "metrics.jsonl")
-    plots = [
-        plot(sft, ["sft/loss"], out / "sft_loss.png", "SFT warm start: loss"),
-        plot(sft, ["sft/token_accuracy"], out / "sft_accuracy.png", "SFT: token accuracy"),
-        plot(grpo, ["reward/mean", "reward/choice", "reward/format", "reward/format_penalty"],
-             out / "grpo_reward.png", "GRPO: reward and its parts"),
-        plot(grpo, ["rollout/accuracy", "rollout/request_rate", "rollout/invalid_action_rate"],
-             out / "grpo_accuracy.png", "GRPO: accuracy, retrieval and invalid actions"),
-        plot(grpo, ["rollout/turns", "rollout/frames_seen"], out / "grpo_turns.png",
-             "GRPO: turns and frames seen per trajectory"),
-    ]
-    lines = ["# vagen quick start", "",
-             "Tiny random-initialised Qwen2.5-VL (~0.7 M parameters, 56x56 frames) on "
-             "synthetic colour questions: a shape is visible 8-12 s of a ~60 s video and "
-             "turns another colour for 2-3 s. Multi-turn: 16 uniform frames, then one "
-             "`<retrieve>` of up to 8 frames, then the answer.", "",
-             "## Held-out accuracy", "",
-             "| model | eval | accuracy | reward | format-valid turns | mean turns | frames seen "
-             "| temporal IoU |",
-             "|---|---|---|---|---|---|---|---|"]
-    for key, summary in evals.items():
-        overall = summary.get("overall", summary)
-        lines.append(f"| {key.split('/')[0]} | {key.split('/')[1]} | "
-                     f"{_fmt(overall.get('accuracy'))} | {_fmt(overall.get('mean_reward'))} | "
-                     f"{_fmt(1 - (overall.get('invalid_action_rate') or 0))} | "
-                     f"{_fmt(overall.get('mean_turns'))} | {_fmt(overall.get('frames_viewed'))} | "
-                     f"{_fmt(overall.get('temporal_iou'))} |")
-    before, after = (evals.get(f"{m}/multi", {}).get("overall", {}) for m in ("sft", "grpo"))
-    if before and after:
-        lines += ["", f"Held-out multi-turn reward (greedy): SFT {_fmt(before.get('mean_reward'))}"
-                      f" -> GRPO {_fmt(after.get('mean_reward'))}; accuracy "
-                      f"{_fmt(before.get('accuracy'))} -> {_fmt(after.get('accuracy'))}."]
-    if grpo:
-        quarter = max(1, len(grpo) // 4)
-        early, late = (_mean_of(rows, "reward/mean") for rows in (grpo[:quarter],
-                                                                   grpo[-quarter:]))
-        lines += ["", f"GRPO training reward (sampled, mean of {quarter} steps): "
-                      f"{_fmt(early)} over steps 1-{quarter} -> {_fmt(late)} over steps "
-                      f"{len(grpo) - quarter + 1}-{len(grpo)}."]
-    lines += ["", "## Training curves", ""]
-    lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
-    lines += ["", "## Time (s)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.0f} |" for name, seconds in timings.items()]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    (out / "report.json").write_text(json.dumps({"eval": evals, "timings": timings}, indent=1,
-                                                default=str))
-    return path
-
-
-def _mean_of(rows: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None]
-    return sum(values) / len(values) if values else None
-
-
-def plot(rows: list[dict[str, Any]], keys: list[str], path: Path, title: str) -> Path | None:
-    """Metric curves against the step (missing keys are left out)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    present = [k for k in keys if any(r.get(k) is not None for r in rows)]
-    if not present:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in present:
-        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        ax.plot(*zip(*points, strict=True), label=key, marker="." if len(points) < 40 else None)
-    ax.set_xlabel("step")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _fmt(value: Any) -> str:
-    return "-" if value is None else f"{float(value):.3f}"

@@ -267,7 +267,7 @@ def test_brief_oracle_copies_the_shown_labels_and_answers_with_the_option_text(c
 def test_imperfect_oracle_misses_the_carrier_and_then_guesses_honestly(carrier_config):
     env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_think="brief",
                                               oracle_answer="text", oracle_miss=1.0,
-                                              oracle_guess=True))
+                                              oracle_unseen="guess"))
     actions, result = play_oracle(env)
     # as wide as 7-17, before it (the video ends first), on shown labels: 2-7
     assert actions[0] == "<think>12</think><retrieve>2,7</retrieve>"
@@ -275,9 +275,24 @@ def test_imperfect_oracle_misses_the_carrier_and_then_guesses_honestly(carrier_c
     guess = actions[1].split("<answer>")[1].split("</answer>")[0]
     assert guess in ("green", "yellow", "blue")
     assert play_oracle(env)[0] == actions  # the guess is fixed by the seed
-    # without oracle_guess the same miss still answers the truth (a dishonest expert)
+    # by default the same miss still answers the truth (a dishonest expert)
     env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_miss=1.0))
     assert play_oracle(env)[1].info["correct"]
+
+
+def test_skip_marks_only_answers_given_without_the_evidence_as_not_demonstrated(
+        carrier_config):
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_miss=1.0,
+                                              oracle_unseen="skip"))
+    env.reset(0)
+    assert env.oracle_demonstrates()  # the (missing) request is still imitated
+    env.step(env.oracle_action())
+    assert not env.oracle_demonstrates()
+    assert env.oracle_action().endswith("<answer>B</answer>")  # the truth, not to learn
+    env = make_env("video_qa", carrier_config(oracle_spans="shown", oracle_unseen="skip"))
+    env.reset(0)
+    env.step(env.oracle_action())
+    assert env.oracle_demonstrates()  # the right request saw the change
 
 
 def test_oracle_miss_picks_episodes_by_seed(carrier_config):

@@ -8,6 +8,7 @@ from vagen.data.sample import Sample
 from vagen.eval.metrics import (
     aggregate,
     duration_bucket,
+    evidence_seen,
     frame_widths,
     score_episode,
     summarize,
@@ -52,7 +53,7 @@ def test_score_of_a_retrieve_then_invalid_then_answer_episode():
     # numeric: err 5 -> 0.1 + 0.9 * (1 - (5/25)^2) = 0.964.
     assert score == {"prediction": "8", "correct": False, "numeric_reward": pytest.approx(0.964),
                      "turns": 3, "frames_viewed": 8, "temporal_iou": 0.5,
-                     "invalid_actions": 1}
+                     "evidence_seen": True, "invalid_actions": 1}
 
 
 def test_an_unanswered_number_question_scores_zero_and_choices_have_no_numeric_reward():
@@ -62,6 +63,7 @@ def test_an_unanswered_number_question_scores_zero_and_choices_have_no_numeric_r
     assert score["prediction"] is None
     assert score["numeric_reward"] == 0.0
     assert score["temporal_iou"] == 0.0  # no viewed bin touches [10, 14]
+    assert score["evidence_seen"] is False
     answered = [{"valid_action": True, "action_type": "answer", "answer": "B", "correct": True,
                  "frames_seen": 4, "seen_times": OPENING}]
     score = score_episode(CHOICE_SAMPLE, ["<answer>B</answer>"], answered, widths=[1.0])
@@ -77,10 +79,11 @@ def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns(resul
     assert aggregate(results) == {
         "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982),
         "mean_reward": pytest.approx(0.6), "mean_turns": 2.0,
-        "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8}
+        "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8,
+        "evidence_seen": None}  # results written before the metric existed have none
     assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None, "mean_reward": None,
                              "mean_turns": None, "frames_viewed": None, "temporal_iou": None,
-                             "invalid_action_rate": None}
+                             "evidence_seen": None, "invalid_action_rate": None}
 
 
 def test_summary_breaks_down_by_group_source_category_and_duration_bucket(results):
@@ -89,10 +92,12 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
     assert summary["by_source"] == {
         "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_reward": pytest.approx(0.6),
               "mean_turns": 2.0,
-              "frames_viewed": 10.0, "temporal_iou": 0.5, "invalid_action_rate": 0.25},
+              "frames_viewed": 10.0, "temporal_iou": 0.5, "evidence_seen": None,
+              "invalid_action_rate": 0.25},
         "B": {"n": 2, "accuracy": 0.5, "numeric_reward": 1.0, "mean_reward": pytest.approx(0.6),
               "mean_turns": 2.0,
-              "frames_viewed": 7.0, "temporal_iou": 0.125, "invalid_action_rate": 0.5}}
+              "frames_viewed": 7.0, "temporal_iou": 0.125, "evidence_seen": None,
+              "invalid_action_rate": 0.5}}
     assert {k: v["n"] for k, v in summary["by_category"].items()} == {"A/x": 1, "A/y": 1,
                                                                       "B/x": 2}
     assert {k: v["n"] for k, v in summary["by_group"].items()} == {"multi": 3, "single": 1}
@@ -102,3 +107,11 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
 
 def test_summary_does_not_depend_on_the_order_results_were_written(results):
     assert summarize(results[::-1]) == summarize(results)
+
+
+def test_evidence_is_seen_when_every_span_holds_a_viewed_frame_of_its_video():
+    spans = [[10.0, 12.0], [20.0, 21.0, 1]]
+    assert evidence_seen([11.5, 20.5], [0, 1], spans)
+    assert not evidence_seen([11.5, 20.5], [0, 0], spans)  # 20.5 of the wrong video
+    assert not evidence_seen([11.5], None, spans)
+    assert evidence_seen([10.0], None, [[10.0, 12.0]])  # ends count as inside

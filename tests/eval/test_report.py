@@ -26,9 +26,9 @@ def test_markdown_tables_format_each_metric_and_mark_missing_values(results):
     lines = text.splitlines()
     assert lines[:4] == ["# Evaluation summary", "", "- model: `/ckpt`", "- mode: `multi`"]
     assert ("| source | n | accuracy | numeric reward | reward | turns | frames viewed "
-            "| temporal IoU | invalid actions |") in lines
-    assert "| all | 4 | 50.0% | 0.982 | 0.600 | 2.00 | 8.5 | 0.250 | 37.5% |" in lines
-    assert "| A | 2 | 50.0% | 0.964 | 0.600 | 2.00 | 10.0 | 0.500 | 25.0% |" in lines
+            "| temporal IoU | evidence seen | invalid actions |") in lines
+    assert "| all | 4 | 50.0% | 0.982 | 0.600 | 2.00 | 8.5 | 0.250 | – | 37.5% |" in lines
+    assert "| A | 2 | 50.0% | 0.964 | 0.600 | 2.00 | 10.0 | 0.500 | – | 25.0% |" in lines
     # Only one choice question in A/x: no numeric reward to average.
-    assert "| A/x | 1 | 100.0% | – | 1.100 | 1.00 | 8.0 | 0.500 | 0.0% |" in lines
+    assert "| A/x | 1 | 100.0% | – | 1.100 | 1.00 | 8.0 | 0.500 | – | 0.0% |" in lines
     assert lines.index("## By duration") > lines.index("## By category")

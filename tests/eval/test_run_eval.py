@@ -28,16 +28,19 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=600)
 
 
-@pytest.mark.slow
-def test_cpu_run_serves_evaluates_and_stops_the_server(tmp_path, model_path):
+def _env_config() -> dict:
     synthetic = {"out": "data/synth", "n": 3, "seed": 0, "kinds": SYNTH.kinds,
                  "min_duration_s": SYNTH.min_duration_s, "max_duration_s": SYNTH.max_duration_s,
                  "min_carrier_s": SYNTH.min_carrier_s, "max_carrier_s": SYNTH.max_carrier_s,
                  "fps": SYNTH.fps, "size": SYNTH.size}
-    config = {"synthetic": [synthetic], "env_groups": [
+    return {"synthetic": [synthetic], "env_groups": [
         {**GROUP, "name": "retrieve-test", "protocol": "retrieve", "max_turns": 2},
         {**GROUP, "name": "single-test", "protocol": "single", "max_turns": 1}]}
-    (tmp_path / "env_config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.slow
+def test_cpu_run_serves_evaluates_and_stops_the_server(tmp_path, model_path):
+    (tmp_path / "env_config.yaml").write_text(yaml.safe_dump(_env_config()))
     done = _run(["--device", "cpu", "--model", str(model_path), "--n", "2", "--out", "out",
                  "--max-new-tokens", "8", "--cpu-threads", "1"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -63,3 +66,20 @@ def test_bad_options_fail_before_anything_starts(tmp_path):
     assert done.returncode == 2
     assert "give --model CHECKPOINT_DIR" in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cpu_default_is_the_quick_starts_final_model_on_its_env_groups(tmp_path, model_path):
+    quickstart = tmp_path / "runs" / "quickstart"
+    (quickstart / "grpo").mkdir(parents=True)
+    (quickstart / "grpo" / "final").symlink_to(model_path)
+    (quickstart / "env_config.yaml").write_text(yaml.safe_dump(_env_config()))
+    (tmp_path / "env_config.yaml").write_text("not: the one to use\n")
+    done = _run(["--device", "cpu", "--n", "1", "--out", "out", "--max-new-tokens", "8",
+                 "--cpu-threads", "1"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[run_eval] model: the quick start's final model at runs/quickstart/grpo/final" in (
+        done.stdout)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["run"]["model"] == str(model_path.resolve())
+    assert set(summary["by_group"]) == {"retrieve-test", "single-test"}

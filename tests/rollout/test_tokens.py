@@ -112,6 +112,19 @@ def test_loss_mask_is_one_exactly_on_the_sampled_tokens(codec):
     assert (batch["old_logprobs"][0][~mask] == 0).all()
 
 
+def test_a_response_not_trained_on_is_context_with_the_same_ids(codec):
+    trained, replies = play(codec, TURNS[:2])
+    untrained = TrajectoryTokens(codec, SYSTEM)
+    for turn, (text, frames, _) in enumerate(TURNS[:2]):
+        untrained.add_observation(text, frames)
+        untrained.add_response(replies[turn], [0.0] * len(replies[turn]), turn,
+                               trained=turn == 0)
+    assert untrained.current.input_ids == trained.current.input_ids
+    mask = untrained.current.loss_mask
+    assert sum(mask) == len(replies[0])
+    assert set(untrained.current.turn_ids) == {IGNORE_TURN, 0}
+
+
 def test_a_reply_that_ends_with_im_end_is_closed_by_a_newline_only(codec, processor):
     trajectory = TrajectoryTokens(codec, SYSTEM)
     text, frames, reply = TURNS[0]

@@ -118,8 +118,8 @@ def test_example_config_is_valid() -> None:
     config = load_config(TrainConfig, REPO / "scripts" / "configs" / "local_grpo.yaml",
                          ["model.path=/ckpt"])
     assert config.model.path == "/ckpt"
-    assert config.envs.config == "scripts/quickstart/env_config.yaml"
-    assert config.algo.mode == "grpo" and config.algo.n == 4
+    assert config.envs.config == "runs/quickstart/env_config.yaml"
+    assert config.algo.mode == "grpo" and config.algo.n == 8
 
 
 def test_vagen_train_reports_a_bad_key_before_loading_anything(tmp_path: Path, capsys) -> None:

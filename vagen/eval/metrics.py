@@ -5,10 +5,11 @@ the results of a benchmark, per env group, source, category and duration bucket
 Per episode: `correct` (the env's exact check), `numeric_reward` (the `numeric` reward of
 the final answer, number questions only), `turns`, `frames_viewed`, `temporal_iou` of the
 viewed frames with the annotated spans (samples with spans only; each viewed frame covers
-its frame-pool bin, so seeing every pool frame of a span gives an IoU near 1) and
-`invalid_actions` (turns the env rejected); the result row also carries the episode's
-summed env `reward`, whose mean is `mean_reward`. Groups report their means; the invalid-action
-rate is invalid turns over all turns, so long episodes weigh more."""
+its frame-pool bin, so seeing every pool frame of a span gives an IoU near 1),
+`evidence_seen` (some viewed frame lies inside every annotated span: the policy looked where
+the answer is) and `invalid_actions` (turns the env rejected); the result row also carries the
+episode's summed env `reward`, whose mean is `mean_reward`. Groups report their means; the
+invalid-action rate is invalid turns over all turns, so long episodes weigh more."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ UNKNOWN_DURATION = "unknown"
 BREAKDOWNS = {"group": "by_group", "source": "by_source", "category": "by_category",
               "duration": "by_duration"}
 METRICS = ("accuracy", "numeric_reward", "mean_reward", "mean_turns", "frames_viewed",
-           "temporal_iou", "invalid_action_rate")
+           "temporal_iou", "evidence_seen", "invalid_action_rate")
 
 
 def duration_bucket(duration_s: float | None) -> str:
@@ -52,6 +53,15 @@ def viewed_spans(seen_times: Sequence[float], seen_video_ids: Sequence[int] | No
             for t, v in zip(seen_times, video_ids, strict=True)]
 
 
+def evidence_seen(seen_times: Sequence[float], seen_video_ids: Sequence[int] | None,
+                  spans: Sequence[Sequence[float]]) -> bool:
+    """Whether every span (`[s, e]` or `[s, e, video]`) holds a viewed frame of its video."""
+    video_ids = list(seen_video_ids) if seen_video_ids else [0] * len(seen_times)
+    seen = list(zip(video_ids, seen_times, strict=True))
+    return all(any(v == (int(span[2]) if len(span) > 2 else 0) and span[0] <= t <= span[1]
+                   for v, t in seen) for span in spans)
+
+
 def score_episode(sample: Sample, responses: Sequence[str], infos: Sequence[Mapping[str, Any]],
                   widths: Sequence[float]) -> dict[str, Any]:
     """The per-sample metrics of one episode, from the policy's responses and the env's info
@@ -64,14 +74,16 @@ def score_episode(sample: Sample, responses: Sequence[str], infos: Sequence[Mapp
     numeric = None
     if sample.answer_type == "number":
         numeric = get_reward("numeric")(responses[-1], sample.answer) if answered else 0.0
-    iou = None
+    iou = evidence = None
     if sample.relevant_spans:
         seen = viewed_spans(last.get("seen_times") or [], last.get("seen_video_ids"), widths)
         iou = temporal_iou(seen, sample.relevant_spans)
+        evidence = evidence_seen(last.get("seen_times") or [], last.get("seen_video_ids"),
+                                 sample.relevant_spans)
     return {"prediction": last.get("answer") if answered else None,
             "correct": bool(last.get("correct")), "numeric_reward": numeric,
             "turns": len(infos), "frames_viewed": int(last.get("frames_seen", 0)),
-            "temporal_iou": iou,
+            "temporal_iou": iou, "evidence_seen": evidence,
             "invalid_actions": sum(not info.get("valid_action") for info in infos)}
 
 
@@ -85,6 +97,7 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "mean_turns": _mean(r["turns"] for r in results),
             "frames_viewed": _mean(r["frames_viewed"] for r in results),
             "temporal_iou": _mean(r["temporal_iou"] for r in results),
+            "evidence_seen": _mean(r.get("evidence_seen") for r in results),
             "invalid_action_rate": (sum(r["invalid_actions"] for r in results) / turns
                                     if turns else None)}
 

@@ -18,6 +18,7 @@ COLUMNS = (("n", "n", "{:d}"), ("accuracy", "accuracy", "{:.1%}"),
            ("numeric reward", "numeric_reward", "{:.3f}"), ("reward", "mean_reward", "{:.3f}"),
            ("turns", "mean_turns", "{:.2f}"),
            ("frames viewed", "frames_viewed", "{:.1f}"), ("temporal IoU", "temporal_iou", "{:.3f}"),
+           ("evidence seen", "evidence_seen", "{:.1%}"),
            ("invalid actions", "invalid_action_rate", "{:.1%}"))
 # metric key, axis title, upper limit (None: fit)
 PLOTTED = (("accuracy", "accuracy", 1.0), ("temporal_iou", "temporal IoU", 1.0),

@@ -5,8 +5,13 @@
 #   bash vagen/eval/run_eval.sh --model CKPT [--data test.parquet]      # 4 GPUs, vLLM
 #   bash vagen/eval/run_eval.sh --device cpu                            # tiny model, synthetic
 #
+# On cpu without --model it scores the quick start's final model with the quick start's env
+# groups when runs/quickstart (or $VAGEN_QUICKSTART_OUT) holds one, else the untrained tiny
+# model.
+#
 # Options (anything else goes to `vagen eval`, e.g. --mode single --frames 16 --groups g1,g2):
-#   --model DIR      checkpoint folder (default on cpu: the tiny test model, built offline)
+#   --model DIR      checkpoint folder (default on cpu: the quick start's final model, else
+#                    the tiny test model, built offline)
 #   --data FILE      env parquet or samples file (default: the synthetic test split, written
 #                    to OUT/data by `vagen data create` from --config)
 #   --config FILE    env config for the default data (default: ./env_config.yaml, else the
@@ -59,8 +64,15 @@ if [ -z "$MODEL" ]; then
     echo "run_eval.sh: give --model CHECKPOINT_DIR (only --device cpu defaults to the tiny model)" >&2
     exit 2
   fi
-  MODEL=$("$PY" -c "from vagen.testing.tiny_model import tiny_model_dir; print(tiny_model_dir())")
-  echo "[run_eval] model: tiny test model at $MODEL"
+  QUICKSTART=${VAGEN_QUICKSTART_OUT:-runs/quickstart}
+  if [ -d "$QUICKSTART/grpo/final" ] && [ -f "$QUICKSTART/env_config.yaml" ]; then
+    MODEL="$QUICKSTART/grpo/final"
+    if [ -z "$DATA" ] && [ -z "$CONFIG" ]; then CONFIG="$QUICKSTART/env_config.yaml"; fi
+    echo "[run_eval] model: the quick start's final model at $MODEL"
+  else
+    MODEL=$("$PY" -c "from vagen.testing.tiny_model import tiny_model_dir; print(tiny_model_dir())")
+    echo "[run_eval] model: untrained tiny test model at $MODEL (run scripts/quickstart.sh to train one)"
+  fi
 fi
 mkdir -p "$OUT"
 

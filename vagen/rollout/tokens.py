@@ -189,11 +189,16 @@ class TrajectoryTokens:
             closing.extend_context(self.codec.message_ids(message), message.images)
         self.current.extend_context(self.codec.generation_prompt())
 
-    def add_response(self, ids: list[int], logprobs: list[float], turn: int) -> None:
-        """Append the policy's sampled ids (trained on) and close the assistant turn."""
+    def add_response(self, ids: list[int], logprobs: list[float], turn: int,
+                     trained: bool = True) -> None:
+        """Append the policy's sampled ids (trained on, or context when not `trained`) and
+        close the assistant turn."""
         self.messages.append(Message("assistant", "", ids=list(ids)))
         self._turn_of_message[len(self.messages) - 1] = turn
-        self.current.extend_response(ids, logprobs, turn)
+        if trained:
+            self.current.extend_response(ids, logprobs, turn)
+        else:
+            self.current.extend_context(ids)
         self.current.extend_context(self.codec.turn_end(ids))
 
     def set_turn_reward(self, turn: int, reward: float) -> None:

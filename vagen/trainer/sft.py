@@ -102,9 +102,11 @@ def _play_oracle(env, codec: ChatCodec, seed: int, window: int | None) -> list[S
     tokens.add_observation(obs.text, obs.frames)
     turn = 0
     while True:
+        # an env may say an oracle action is not to be imitated (an answer given blind)
+        trained = env.oracle_demonstrates() if hasattr(env, "oracle_demonstrates") else True
         ids = codec.encode(env.oracle_action())
         result = env.step(codec.tokenizer.decode(ids))
-        tokens.add_response(ids, [0.0] * len(ids), turn)
+        tokens.add_response(ids, [0.0] * len(ids), turn, trained)
         if result.done:
             return tokens.segments
         tokens.add_observation(result.obs.text, result.obs.frames)

@@ -14,6 +14,7 @@ PROMPT_STYLES = ("full", "compact")
 FRAME_LABELS = ("full", "index")
 ORACLE_THINKS = ("narrate", "brief")
 ORACLE_ANSWERS = ("letter", "text")
+ORACLE_UNSEEN = ("truth", "guess", "skip")
 
 
 class ConfigError(ValueError):
@@ -85,9 +86,11 @@ class VideoQAConfig:
                                     "asks for a span as wide as the right one just past the "
                                     "carrier, missing the evidence: an imperfect expert that RL "
                                     "can improve on")
-    oracle_guess: bool = _help(False, "when the frames shown missed the evidence the oracle "
-                                      "answers honestly: a guess among the options (by seed) "
-                                      "after <think>not seen</think>, instead of the truth")
+    oracle_unseen: str = _help("truth", "what the oracle answers when the frames shown missed "
+                                        "the evidence: truth (as if it had seen it) | guess "
+                                        "(honestly: <think>not seen</think> and an option "
+                                        "picked by seed) | skip (the truth, but SFT does not "
+                                        "learn that answer turn)")
     rewards: dict[str, float] = _help({"choice": 1.0, "format": 0.1},
                                       "reward name -> weight for the answer turn "
                                       "(vagen.rewards names)")
@@ -131,7 +134,8 @@ class VideoQAConfig:
                              ("invalid_reward", INVALID_REWARDS),
                              ("oracle_spans", ORACLE_SPANS), ("prompt_style", PROMPT_STYLES),
                              ("frame_labels", FRAME_LABELS), ("oracle_think", ORACLE_THINKS),
-                             ("oracle_answer", ORACLE_ANSWERS)):
+                             ("oracle_answer", ORACLE_ANSWERS),
+                             ("oracle_unseen", ORACLE_UNSEEN)):
             if getattr(self, key) not in choices:
                 self._fail(key, f"is {getattr(self, key)!r}; use one of {', '.join(choices)}")
         for key in ("max_turns", "initial_frames", "frames_per_turn", "window",

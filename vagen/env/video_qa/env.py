@@ -136,13 +136,22 @@ class VideoQAEnv:
         """What an expert writes now: ask once for the relevant spans (or what the opening
         frames locate, with `oracle_spans: carrier | shown`), then answer. The `oracle_*`
         keys of the config make it brief, answer with option texts, or an imperfect expert
-        (`oracle_miss`) that answers honestly (`oracle_guess`)."""
+        (`oracle_miss`) that answers honestly (`oracle_unseen`)."""
         episode = self._active_episode()
         spans = self._oracle_spans(episode)
         if (spans and not episode.requested and self.config.protocol != "single"
                 and episode.turn + 1 < self.config.max_turns):
             return self._oracle_request(episode, spans)
         return self._oracle_answer(episode)
+
+    def oracle_demonstrates(self) -> bool:
+        """Whether SFT should learn the oracle's next action: not an answer it gives without
+        having seen the evidence, with `oracle_unseen: skip`."""
+        episode = self._active_episode()
+        answering = (episode.requested or self.config.protocol == "single"
+                     or episode.turn + 1 >= self.config.max_turns)
+        return not (self.config.oracle_unseen == "skip" and answering
+                    and not self._saw_evidence(episode))
 
     def _oracle_spans(self, episode: _Episode) -> list[Span]:
         spans = episode.spans
@@ -183,7 +192,8 @@ class VideoQAEnv:
     def _oracle_answer(self, episode: _Episode) -> str:
         sample = episode.sample
         answer = sample.answer
-        if self.config.oracle_guess and sample.options and not self._saw_evidence(episode):
+        if (self.config.oracle_unseen == "guess" and sample.options
+                and not self._saw_evidence(episode)):
             answer, rationale = _pick_option(sample, episode.seed), "not seen"
         else:
             rationale = narration(sample, episode.spans, episode.layout.num_videos,
