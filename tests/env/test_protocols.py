@@ -146,3 +146,31 @@ def test_lenient_spans_read_a_reversed_range_as_its_ends_swapped(protocol, text)
     assert "reversed" in parse_action(protocol, text, ONE).error
     action = parse_action(protocol, text, ONE, lenient=True)
     assert action.valid and action.requests[0].values == (3, 9)
+
+
+def _parse_seconds(protocol: str, text: str) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        parse_action(protocol, text, ONE)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("protocol, unit", [
+    ("query", "1"), ("query", "1 "), ("query", "12.5s-"), ("retrieve", "1"),
+    ("timestamps", "1,"), ("query", "<answer>"), ("retrieve", "<retrieve>"),
+    ("query", "<query><query>"), ("query", "é1")])
+def test_parsing_time_grows_linearly_with_the_action(protocol, unit):
+    """4x the text takes about 4x the time (a scan from every digit or opening tag would
+    take 16x); measured against the same parser, so no wall-clock bound."""
+    tag = get_protocol(protocol).tag or "answer"
+
+    def action(repeats: int) -> str:
+        return f"<{tag}>{unit * repeats}</{tag}>"
+
+    small = _parse_seconds(protocol, action(4000 // len(unit)))
+    large = _parse_seconds(protocol, action(16000 // len(unit)))
+    assert large < 8 * max(small, 1e-4), (small, large)

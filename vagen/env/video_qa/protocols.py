@@ -98,8 +98,17 @@ def parse_action(protocol: str, text: str, layout: VideoLayout, units: str = "in
 
 
 def _blocks(text: str, tag: str) -> list[str]:
-    opened = len(re.findall(f"<{tag}>", text))
-    bodies = re.findall(f"<{tag}>(.*?)</{tag}>", text, flags=re.DOTALL)
+    """The bodies of `<tag>...</tag>` blocks, each opening matched with the next closing, in
+    one pass (a regex scan from every opening tag is quadratic on text full of them)."""
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    opened = text.count(opening)
+    bodies, position = [], 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break
+        bodies.append(text[start + len(opening):end])
+        position = end + len(closing)
     if opened > len(bodies):
         raise ActionError(f"the <{tag}> tag is not closed; end it with </{tag}>")
     if len(bodies) > 1:
@@ -251,13 +260,16 @@ def parse_timestamps(body: str, layout: VideoLayout, units: str,
 
 _UNIT = r"(?:seconds|secs|sec|s)\b"
 _TIME_VALUE = rf"(?:{_CLOCK}|\d+(?:\.\d+)?)"
+# A number starts only where a run of digits starts (the look-behind), so a long run of
+# digits is tried once, not from each of its digits: parsing stays linear in the text.
+_START = r"(?<![\d.:])"
 _QUERY_TOKENS = re.compile(
     r"(?P<video>\bvideo\s*#?\s*(?P<v>\d+))"
     r"|(?P<frange>\bframes?\s*#?\s*(?P<fa>\d+)\s*(?:-|–|to|through)\s*(?P<fb>\d+))"
     r"|(?P<flist>\bframes?\s*#?\s*(?P<fl>\d+(?:\s*(?:,|and)\s*\d+)*))"
-    rf"|(?P<trange>(?P<ta>{_TIME_VALUE})\s*(?:{_UNIT})?\s*(?:-|–|to|and)\s*"
+    rf"|(?P<trange>{_START}(?P<ta>{_TIME_VALUE})\s*(?:{_UNIT})?\s*(?:-|–|to|and)\s*"
     rf"(?P<tb>{_TIME_VALUE})\s*(?P<tu>{_UNIT})?)"
-    rf"|(?P<time>(?P<tc>{_CLOCK})|(?P<tn>\d+(?:\.\d+)?)\s*{_UNIT})",
+    rf"|(?P<time>{_START}(?:(?P<tc>{_CLOCK})|(?P<tn>\d+(?:\.\d+)?)\s*{_UNIT}))",
     flags=re.IGNORECASE)
 
 
