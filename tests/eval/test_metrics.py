@@ -8,7 +8,6 @@ from vagen.data.sample import Sample
 from vagen.eval.metrics import (
     aggregate,
     duration_bucket,
-    evidence_seen,
     frame_widths,
     score_episode,
     summarize,
@@ -108,10 +107,3 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
 def test_summary_does_not_depend_on_the_order_results_were_written(results):
     assert summarize(results[::-1]) == summarize(results)
 
-
-def test_evidence_is_seen_when_every_span_holds_a_viewed_frame_of_its_video():
-    spans = [[10.0, 12.0], [20.0, 21.0, 1]]
-    assert evidence_seen([11.5, 20.5], [0, 1], spans)
-    assert not evidence_seen([11.5, 20.5], [0, 0], spans)  # 20.5 of the wrong video
-    assert not evidence_seen([11.5], None, spans)
-    assert evidence_seen([10.0], None, [[10.0, 12.0]])  # ends count as inside

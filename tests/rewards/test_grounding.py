@@ -1,7 +1,7 @@
 import pytest
 
 from vagen.rewards import get_reward
-from vagen.rewards.grounding import frame_set_iou, set_iou, temporal_iou
+from vagen.rewards.grounding import evidence_seen, frame_set_iou, set_iou, temporal_iou
 
 grounding = get_reward("grounding")
 
@@ -71,3 +71,11 @@ def test_grounding_reward_needs_one_video_id_per_time():
     with pytest.raises(ValueError, match="seen_video_ids.*2 entries.*seen_times.*3"):
         grounding("", "", {"seen_times": [1, 2, 3], "seen_video_ids": [0, 1],
                            "relevant_spans": [[0, 1]]})
+
+
+def test_evidence_is_seen_when_every_span_holds_a_viewed_frame_of_its_video():
+    spans = [[10.0, 12.0], [20.0, 21.0, 1]]
+    assert evidence_seen([11.5, 20.5], [0, 1], spans)
+    assert not evidence_seen([11.5, 20.5], [0, 0], spans)  # 20.5 of the wrong video
+    assert not evidence_seen([11.5], None, spans)
+    assert evidence_seen([10.0], None, [[10.0, 12.0]])  # ends count as inside

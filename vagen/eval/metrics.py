@@ -19,7 +19,7 @@ from typing import Any
 
 from vagen.data.sample import Sample
 from vagen.rewards import get_reward
-from vagen.rewards.grounding import temporal_iou
+from vagen.rewards.grounding import evidence_seen, temporal_iou
 from vagen.video.sampling import pool_times
 
 # (upper bound in seconds, label); a duration falls in the first bucket whose bound exceeds it.
@@ -51,15 +51,6 @@ def viewed_spans(seen_times: Sequence[float], seen_video_ids: Sequence[int] | No
     video_ids = list(seen_video_ids) if seen_video_ids else [0] * len(seen_times)
     return [[max(0.0, t - widths[v] / 2), t + widths[v] / 2, v]
             for t, v in zip(seen_times, video_ids, strict=True)]
-
-
-def evidence_seen(seen_times: Sequence[float], seen_video_ids: Sequence[int] | None,
-                  spans: Sequence[Sequence[float]]) -> bool:
-    """Whether every span (`[s, e]` or `[s, e, video]`) holds a viewed frame of its video."""
-    video_ids = list(seen_video_ids) if seen_video_ids else [0] * len(seen_times)
-    seen = list(zip(video_ids, seen_times, strict=True))
-    return all(any(v == (int(span[2]) if len(span) > 2 else 0) and span[0] <= t <= span[1]
-                   for v, t in seen) for span in spans)
 
 
 def score_episode(sample: Sample, responses: Sequence[str], infos: Sequence[Mapping[str, Any]],

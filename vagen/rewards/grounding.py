@@ -55,6 +55,15 @@ def seen_in_spans(seen_times: Sequence[float], seen_video_ids: Sequence[int] | N
     return inside / len(seen)
 
 
+def evidence_seen(seen_times: Sequence[float], seen_video_ids: Sequence[int] | None,
+                  spans: Sequence[Sequence[float]]) -> bool:
+    """Whether every span (`[s, e]` or `[s, e, video]`) holds a viewed frame of its video."""
+    video_ids = list(seen_video_ids) if seen_video_ids else [0] * len(seen_times)
+    seen = list(zip(video_ids, seen_times, strict=True))
+    return all(any(v == (int(span[2]) if len(span) > 2 else 0) and span[0] <= t <= span[1]
+                   for v, t in seen) for span in spans)
+
+
 @register_reward("grounding")
 def grounding_reward(response: str, ground_truth: Any = None, info: dict | None = None) -> float:
     """Share of the distinct frames shown to the policy (`info["seen_times"]`, with

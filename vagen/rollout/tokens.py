@@ -135,7 +135,8 @@ class Segment:
             ids = torch.tensor([self.input_ids])
             positions, _ = rope_index(
                 ids, mm_token_type_ids=mm_token_type_ids(ids, codec.image_token_id),
-                image_grid_thw=stack_images(self.images).get("image_grid_thw"),
+                image_grid_thw=(torch.stack([im.grid_thw for im in self.images])
+                                if self.images else None),
                 attention_mask=torch.ones_like(ids))
             self._positions = (len(self.input_ids), positions[:, 0])
         return self._positions[1]

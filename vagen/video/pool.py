@@ -163,11 +163,8 @@ def build_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> Fra
         path, lambda info: pool_times(info.duration_s, config.pool_fps, config.pool_max_frames),
         config.backend)
     frames = _resize(decoded.frames, *_frame_size(decoded.info, config))
-    frames.setflags(write=False)
-    timestamps = decoded.times_s.copy()
-    timestamps.setflags(write=False)
-    return FramePool(decoded.info.path, frames, timestamps, decoded.info.duration_s,
-                     decoded.info, config)
+    return _read_only(FramePool(decoded.info.path, frames, decoded.times_s.copy(),
+                                decoded.info.duration_s, decoded.info, config))
 
 
 def _frame_size(info: VideoInfo, config: PoolConfig) -> tuple[int, int]:
@@ -345,7 +342,8 @@ def prefetch_pools(paths: Iterable[str | os.PathLike], config: PoolConfig | None
 
 
 def _read_only(pool: FramePool) -> FramePool:
-    """A pool from another process, with its arrays read-only again (pickling drops it)."""
+    """`pool` with its arrays read-only: cached frames are shared by every caller (set again
+    on a pool from another process, since pickling drops the flag)."""
     pool.frames.setflags(write=False)
     pool.timestamps.setflags(write=False)
     return pool

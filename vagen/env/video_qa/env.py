@@ -38,7 +38,7 @@ from vagen.env.video_qa.oracle import (
 from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
 from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
-from vagen.rewards.grounding import frame_set_iou
+from vagen.rewards.grounding import evidence_seen, frame_set_iou
 from vagen.rewards.parsing import first_number
 from vagen.video.pool import FramePool, PoolConfig, get_pool, prefetch_pools
 
@@ -138,20 +138,23 @@ class VideoQAEnv:
         keys of the config make it brief, answer with option texts, or an imperfect expert
         (`oracle_miss`) that answers honestly (`oracle_unseen`)."""
         episode = self._active_episode()
-        spans = self._oracle_spans(episode)
-        if (spans and not episode.requested and self.config.protocol != "single"
-                and episode.turn + 1 < self.config.max_turns):
-            return self._oracle_request(episode, spans)
-        return self._oracle_answer(episode)
+        spans = self._oracle_request_spans(episode)
+        return self._oracle_request(episode, spans) if spans else self._oracle_answer(episode)
 
     def oracle_demonstrates(self) -> bool:
         """Whether SFT should learn the oracle's next action: not an answer it gives without
         having seen the evidence, with `oracle_unseen: skip`."""
         episode = self._active_episode()
-        answering = (episode.requested or self.config.protocol == "single"
-                     or episode.turn + 1 >= self.config.max_turns)
+        answering = not self._oracle_request_spans(episode)
         return not (self.config.oracle_unseen == "skip" and answering
                     and not self._saw_evidence(episode))
+
+    def _oracle_request_spans(self, episode: _Episode) -> list[Span]:
+        """The spans the oracle asks for now; none when its next action is the answer."""
+        if (episode.requested or self.config.protocol == "single"
+                or episode.turn + 1 >= self.config.max_turns):
+            return []
+        return self._oracle_spans(episode)
 
     def _oracle_spans(self, episode: _Episode) -> list[Span]:
         spans = episode.spans
@@ -204,14 +207,9 @@ class VideoQAEnv:
         return oracle_answer(rationale, answer)
 
     def _saw_evidence(self, episode: _Episode) -> bool:
-        """Whether every relevant span holds a pool frame that was shown."""
-        for span in episode.sample.relevant_spans or []:
-            video = int(span[2]) if len(span) == 3 else 0
-            inside = episode.pools[video].in_span(float(span[0]), float(span[1]),
-                                                  len(episode.pools[video]))
-            if not episode.seen_indices[video] & set(inside):
-                return False
-        return True
+        """Whether every relevant span holds a frame that was shown (eval's evidence_seen)."""
+        return evidence_seen(episode.seen_times, episode.seen_video_ids,
+                             episode.sample.relevant_spans or [])
 
     def close(self) -> None:
         """Drop the episode; pools stay in the process-wide cache. Safe to call twice."""
