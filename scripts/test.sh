@@ -12,8 +12,12 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 installed_here() {
   "$PY" - "$ROOT" <<'PY' 2>/dev/null
 import os, sys
+from importlib.metadata import entry_points
 import vagen, torch, transformers, flask, av  # noqa: F401
-sys.exit(0 if os.path.dirname(os.path.dirname(os.path.abspath(vagen.__file__))) == sys.argv[1] else 1)
+here = os.path.dirname(os.path.dirname(os.path.abspath(vagen.__file__))) == sys.argv[1]
+# An install older than the verl plugin entry point (the critic) must be refreshed.
+plugin = any(ep.value.startswith("vagen.") for ep in entry_points(group="verl.plugins"))
+sys.exit(0 if here and plugin else 1)
 PY
 }
 if ! installed_here; then
