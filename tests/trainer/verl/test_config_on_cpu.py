@@ -140,3 +140,21 @@ def test_the_model_comes_from_model_path(monkeypatch, capsys, model_dir):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["actor_rollout_ref"]["model"]["path"] == str(model_dir)
     assert printed["critic"]["model"]["path"] == str(model_dir)
+
+
+def test_a_run_without_the_gpu_packages_stops_before_ray_naming_them(monkeypatch, capsys,
+                                                                      model_dir):
+    import importlib.util
+
+    from vagen.trainer.verl.main import main
+
+    if importlib.util.find_spec("vllm") or importlib.util.find_spec("flash_attn"):
+        pytest.skip("the GPU packages are installed here")
+    monkeypatch.setenv("MODEL_PATH", str(model_dir))
+    monkeypatch.setattr("vagen.trainer.verl.main.run", lambda config: pytest.fail("started"))
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "flash-attn, vllm not installed here" in capsys.readouterr().err
+    assert main(["--dry-run"]) == 0
+    assert "dry run: flash-attn, vllm not installed" in capsys.readouterr().err

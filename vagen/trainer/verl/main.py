@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import difflib
 import functools
+import importlib.util
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -159,6 +160,15 @@ def check_config(config: DictConfig, load_model: bool = True) -> None:
                         use_critic=need_critic(config))
 
 
+def missing_gpu_packages(config: DictConfig) -> list[str]:
+    """Distributions the run's GPU workers import that this Python lacks: vLLM for the
+    rollout, flash-attn for verl's FSDP engine and critic loader (flash_attention_2)."""
+    needed = {"flash_attn": "flash-attn"}
+    if config.actor_rollout_ref.rollout.name == "vllm":
+        needed["vllm"] = "vllm"
+    return [dist for module, dist in needed.items() if importlib.util.find_spec(module) is None]
+
+
 def run(config: DictConfig) -> None:
     """Start (or join, with RAY_ADDRESS) a Ray cluster and train."""
     import ray
@@ -201,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
             auto_set_device(config)
         with contextlib.redirect_stdout(sys.stderr):  # verl's checks print; stdout: config
             check_config(config, load_model)
+        missing = missing_gpu_packages(config)
+        if missing:
+            message = (f"{', '.join(missing)} not installed here; the training workers need "
+                       "them (bash install.sh --gpu)")
+            if not args.dry_run:
+                raise ValueError(message)
+            print(f"dry run: {message}", file=sys.stderr)
         # Resolved here: ${oc.env:...} must read this process's environment, not a Ray
         # worker's.
         OmegaConf.resolve(config)
