@@ -141,3 +141,23 @@ def test_shaping_is_chosen_and_checked_in_the_vagen_section(monkeypatch):
     install(chosen)
     assert ray_trainer.compute_advantage.func is compute_advantage
     assert ray_trainer.compute_advantage.keywords == {"shaping": chosen}
+
+
+def test_a_dropped_trajectory_moves_no_baseline_of_its_group():
+    """A (reward 1.5) and B (0.5) as above, plus a third rollout of the prompt that failed
+    (the agent loop's stand-in: no policy token, score 0). Under verl's grpo the survivors'
+    advantages are those of the two-rollout group (grpo_turn has no turn of it to count)."""
+    estimator = "grpo"
+    from vagen.trainer.verl.agent_loop import FAILED
+
+    register_estimators()
+    config = {"norm_adv_by_std_in_grpo": True, "high_level_gamma": 1.0}
+    two = compute_advantage(batch(), estimator, config=config)
+    data = {"token_level_rewards": torch.cat([REWARDS, torch.zeros(1, 6)]),
+            "response_mask": torch.cat([MASK, torch.zeros(1, 6, dtype=MASK.dtype)])}
+    three = compute_advantage(DataProto(
+        batch=TensorDict(data, batch_size=3),
+        non_tensor_batch={"uid": objects(["p", "p", "p"]),
+                          FAILED: objects(["", "", "env_error"])}), estimator, config=config)
+    torch.testing.assert_close(three.batch["advantages"][:2], two.batch["advantages"])
+    assert torch.all(three.batch["advantages"][2] == 0)

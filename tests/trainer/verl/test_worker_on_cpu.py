@@ -6,6 +6,7 @@ on a real server."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -109,3 +110,59 @@ def test_video_mtr_shaping_runs_on_the_batch_verls_worker_built(batch_out):
         ends = turn_ends(mask[row])
         assert out.batch["token_level_rewards"][row, ends].tolist() == pytest.approx(
             [0.0, 0.6, 0.9])
+
+
+def worker_output(config, processor, rows):
+    from verl.protocol import DataProto
+
+    from vagen.trainer.verl.agent_loop import VideoAgentLoopWorker
+
+    non_tensor = {key: object_column([row[key] for row in rows]) for key in rows[0]}
+    worker = VideoAgentLoopWorker(config, ScriptedServerManager(processor.tokenizer, SCRIPT))
+    return asyncio.run(worker.generate_sequences(DataProto(non_tensor_batch=non_tensor)))
+
+
+def test_a_broken_env_drops_its_trajectory_and_the_others_train(verl_config, processor,
+                                                                env_config, env_row, tmp_path):
+    from omegaconf import OmegaConf
+
+    from vagen.trainer.verl.agent_loop import FAILED, VideoAgentLoopManager, failure_metrics
+
+    broken = {**env_config, "data": str(tmp_path / "missing.jsonl")}
+    rows = [env_row(seed) for seed in range(4)]
+    rows[2]["config"] = json.dumps(broken)
+    out = worker_output(verl_config, processor, rows)
+    reasons = out.non_tensor_batch[FAILED].tolist()
+    assert reasons == ["", "", "env_error", ""]
+    mask = out.batch["response_mask"]
+    assert int(mask[2].sum()) == 0 and float(out.batch["rm_scores"][2].abs().sum()) == 0
+    for row in (0, 1, 3):  # the others played all three turns, rewards in place
+        assert out.batch["rm_scores"][row, turn_ends(mask[row])].tolist() == pytest.approx(
+            ENV_REWARDS)
+    assert out.non_tensor_batch["failed"].tolist() == [0.0, 0.0, 1.0, 0.0]
+    # The manager's step figures (built without Ray: it only reads the config): 1 of 4 is
+    # more than the default 10%, so the step stops, naming the reason.
+    manager = object.__new__(VideoAgentLoopManager)
+    manager.config = verl_config
+    with pytest.raises(RuntimeError, match=r"1 of 4 trajectories failed.*env_error: 1.*"
+                                           r"max_failed_share=0.1"):
+        manager._performance_metrics([out.meta_info["metrics"]], out)
+    manager.config = OmegaConf.merge(verl_config, {"vagen": {"agent": {"max_failed_share": 0.25}}})
+    timing = manager._performance_metrics([out.meta_info["metrics"]], out)
+    assert timing["rollout/failed_trajectories"] == 1.0
+    assert timing["rollout/failed_trajectories/env_error"] == 1.0
+    assert failure_metrics(["", ""], 0.0) == {"rollout/failed_trajectories": 0.0}
+
+
+def test_an_over_long_first_observation_drops_its_trajectory(model_dir, env_server, processor,
+                                                             env_row):
+    from vagen.trainer.verl.agent_loop import FAILED
+    from vagen.trainer.verl.main import compose_config
+
+    config = compose_config("video_ppo", [
+        f"actor_rollout_ref.model.path={model_dir}", f"vagen.agent.env_servers=[{env_server.url}]",
+        "vagen.agent.max_tokens_per_turn=64", "data.max_prompt_length=16",
+        "data.max_response_length=512", "actor_rollout_ref.rollout.agent.num_workers=1"])
+    out = worker_output(config, processor, [env_row(0), env_row(1)])
+    assert out.non_tensor_batch[FAILED].tolist() == ["prompt_too_long"] * 2
+    assert int(out.batch["response_mask"].sum()) == 0

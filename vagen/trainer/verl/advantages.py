@@ -24,6 +24,7 @@ from verl.trainer.ppo import core_algos, ray_trainer
 from vagen.rewards.shaping import ShapingConfig
 from vagen.trainer.advantages import AdvantageConfig, turn_ids_from_loss_mask
 from vagen.trainer.algos import get_advantage_estimator
+from vagen.trainer.verl.agent_loop import FAILED
 from vagen.trainer.verl.shaping import TURN_INFOS, shaped_token_rewards
 
 # verl's names for AdvantageConfig fields; the other fields keep their own names.
@@ -78,7 +79,10 @@ def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
                       shaping: ShapingConfig | None = None) -> Any:
     """verl's `ray_trainer.compute_advantage` (same signature), except that the estimators
     in NEEDS_VALUES that need them get the critic's `values`, and with `shaping` each turn's
-    reward is Video-MTR's shaped one (`vagen.trainer.verl.shaping`)."""
+    reward is Video-MTR's shaped one (`vagen.trainer.verl.shaping`). A dropped trajectory
+    (the agent loop's `FAILED`) is a group of its own, so its stand-in score moves no
+    other sample's baseline."""
+    isolate_failed(data)
     if shaping is not None:
         data.batch["token_level_rewards"] = shaped_token_rewards(
             data.batch["token_level_rewards"], data.batch["response_mask"],
@@ -97,6 +101,20 @@ def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
     data.batch["advantages"] = advantages
     data.batch["returns"] = returns
     return data
+
+
+def isolate_failed(data: Any) -> None:
+    """Give each failed row a `uid` of its own: group estimators (grpo, grpo_turn) then
+    leave it out of its prompt's group mean and std."""
+    reasons = data.non_tensor_batch.get(FAILED)
+    uids = data.non_tensor_batch.get("uid")
+    if reasons is None or uids is None:
+        return
+    uids = uids.copy()
+    for row, reason in enumerate(reasons):
+        if reason:
+            uids[row] = f"{uids[row]}/failed/{row}"
+    data.non_tensor_batch["uid"] = uids
 
 
 def install(shaping: ShapingConfig | None = None) -> None:

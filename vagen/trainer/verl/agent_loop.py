@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -39,13 +40,25 @@ from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.manager import RolloutConfig
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.server.app import TOKEN_ENV_VAR
-from vagen.server.client import EnvClient
+from vagen.server.client import EnvClient, EnvServerError
 from vagen.server.wire import DEFAULT_CODEC
 from vagen.trainer.verl.rows import Episode
 from vagen.trainer.verl.shaping import TURN_INFOS, turn_info
 
 AGENT_NAME = "vagen_env"
 TOKEN_REWARDS = "vagen_token_rewards"  # extra field: per-response-token rewards
+FAILED = "vagen_failed"  # extra field: why the trajectory failed ("" when it did not)
+FAILED_METRIC = "rollout/failed_trajectories"
+logger = logging.getLogger(__name__)
+
+
+class TrajectoryFailed(RuntimeError):
+    """A trajectory that cannot be played (an env server error, an over-long first
+    observation): it is dropped from the step, not fatal to it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
 
 
 def _default(cls: type, name: str) -> Any:
@@ -70,6 +83,9 @@ class VerlAgentConfig:
                                      metadata={"help": "tokens the policy may write per turn"})
     stop: list[str] = field(default_factory=lambda: list(_default(SamplingParams, "stop")),
                             metadata={"help": "a turn ends after any of these strings"})
+    max_failed_share: float = field(default=0.1, metadata={
+        "help": "share of a step's trajectories that may fail (env errors, over-long first "
+                "observations; dropped from the loss) before the step stops training"})
 
     def __post_init__(self) -> None:
         if isinstance(self.env_servers, str):
@@ -82,6 +98,9 @@ class VerlAgentConfig:
         for key in ("max_turns", "max_tokens_per_turn"):
             if getattr(self, key) < 1:
                 raise ValueError(f"vagen.agent.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.max_failed_share <= 1.0:
+            raise ValueError("vagen.agent.max_failed_share must be in [0, 1], got "
+                             f"{self.max_failed_share}")
 
     @classmethod
     def from_dict(cls, values: Any) -> VerlAgentConfig:
@@ -134,19 +153,33 @@ class VideoEnvAgentLoop(AgentLoopBase):
         env_id = f"verl-{uuid4().hex}"
         metrics: dict[str, float] = {}
         try:
+            played = await self._play_episode(episode, env_id, client, sampling_params,
+                                              metrics)
+        except TrajectoryFailed as failure:
+            logger.warning("trajectory dropped (%s): %s", env_id, failure)
+            return self._failed_output(failure.reason, metrics)
+        finally:
+            try:
+                await asyncio.to_thread(client.close, [env_id])
+            except EnvServerError as err:
+                logger.warning("env %s not closed: %s", env_id, err)
+            finally:
+                client.shutdown()
+        return self._output(played, metrics)
+
+    async def _play_episode(self, episode: Episode, env_id: str, client: EnvClient,
+                            sampling_params: dict[str, Any], metrics: dict[str, float]) -> Played:
+        """Create, reset and play one episode; env server errors end it as failed."""
+        try:
             with simple_timer("tool_calls", metrics):
                 await asyncio.to_thread(client.create, {env_id: episode.spec})
                 obs = (await asyncio.to_thread(client.reset, {env_id: episode.seed}))[env_id]
             tokens = TrajectoryTokens(self.codec, client.system_prompt(env_id), window=None)
             tokens.add_observation(obs.text, obs.frames)
-            played = await self._play(tokens, _to_pil(obs.frames), env_id, client,
-                                      sampling_params, metrics)
-        finally:
-            try:
-                await asyncio.to_thread(client.close, [env_id])
-            finally:
-                client.shutdown()
-        return self._output(played, metrics)
+            return await self._play(tokens, _to_pil(obs.frames), env_id, client,
+                                    sampling_params, metrics)
+        except EnvServerError as err:
+            raise TrajectoryFailed("env_error", str(err)) from err
 
     @classmethod
     def env_client(cls, config: VerlAgentConfig) -> EnvClient:
@@ -161,7 +194,8 @@ class VideoEnvAgentLoop(AgentLoopBase):
                     metrics: dict[str, float]) -> Played:
         prompt_len = len(tokens.current.input_ids)
         if prompt_len > self.prompt_length:
-            raise ValueError(
+            raise TrajectoryFailed(
+                "prompt_too_long",
                 f"env {env_id}: the first observation is {prompt_len} tokens but "
                 f"rollout.prompt_length (data.max_prompt_length) is {self.prompt_length}; "
                 "raise it or show fewer/smaller frames (initial_frames, max_pixels)")
@@ -225,7 +259,21 @@ class VideoEnvAgentLoop(AgentLoopBase):
             token_rewards=segment.rewards[prompt_len:end],
             images=images, turn_scores=turn_scores, turn_infos=turn_infos, last_info=last_info)
 
-    def _output(self, played: Played, metrics: dict[str, float]) -> AgentLoopOutput:
+    def _failed_output(self, reason: str, metrics: dict[str, float]) -> AgentLoopOutput:
+        """A one-token stand-in for a dropped trajectory: nothing of it is trained on
+        (response mask 0), it scores 0, and `FAILED` says why."""
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        played = Played(prompt_ids=[pad], response_ids=[pad], response_mask=[0],
+                        response_logprobs=[0.0] if self.rollout_config.calculate_log_probs
+                        else None,
+                        token_rewards=[0.0], images=[], turn_scores=[], turn_infos=[],
+                        last_info={})
+        return self._output(played, metrics, failed=reason)
+
+    def _output(self, played: Played, metrics: dict[str, float],
+                failed: str = "") -> AgentLoopOutput:
         info = played.last_info
         turns = len(played.turn_scores)
         return AgentLoopOutput(
@@ -242,11 +290,13 @@ class VideoEnvAgentLoop(AgentLoopBase):
                 "turn_scores": played.turn_scores,
                 TOKEN_REWARDS: played.token_rewards,
                 TURN_INFOS: played.turn_infos,  # for vagen.rewards: video_mtr
+                FAILED: failed,
                 "reward_extra_info": {
                     "acc": float(bool(info.get("correct", False))),
                     "turns": float(turns),
                     "frames_seen": float(info.get("frames_seen", 0)),
                     "answered": float(info.get("action_type") == "answer"),
+                    "failed": float(bool(failed)),
                 },
             },
         )
@@ -266,9 +316,34 @@ class VideoAgentLoopWorker(AgentLoopWorker):
 
 
 class VideoAgentLoopManager(AgentLoopManager):
-    """`actor_rollout_ref.rollout.agent.agent_loop_manager_class` for `VideoAgentLoopWorker`."""
+    """`actor_rollout_ref.rollout.agent.agent_loop_manager_class` for `VideoAgentLoopWorker`:
+    counts the step's dropped trajectories (logged as `timing_s/rollout/failed_trajectories`,
+    verl logs the manager's figures under timing_s) and stops the step past
+    `vagen.agent.max_failed_share`."""
 
     agent_loop_workers_class = ray.remote(VideoAgentLoopWorker)
+
+    def _performance_metrics(self, metrics: list, output) -> dict[str, float]:
+        timing = super()._performance_metrics(metrics, output)
+        share = VerlAgentConfig.from_dict(self.config.get("vagen", {}).get("agent")
+                                          ).max_failed_share
+        timing.update(failure_metrics(list(output.non_tensor_batch.get(FAILED, [])), share))
+        return timing
+
+
+def failure_metrics(reasons: list[str | None], max_share: float) -> dict[str, float]:
+    """How many of a step's trajectories failed, in all and per reason; raises when more
+    than `max_share` of them did (the env servers are likely down: stop, then resume)."""
+    failed = [reason for reason in reasons if reason]
+    counts = {f"{FAILED_METRIC}/{reason}": float(failed.count(reason))
+              for reason in sorted(set(failed))}
+    if reasons and len(failed) > max_share * len(reasons):
+        raise RuntimeError(
+            f"{len(failed)} of {len(reasons)} trajectories failed this step ("
+            + ", ".join(f"{key.rsplit('/', 1)[1]}: {int(n)}" for key, n in counts.items())
+            + f"), more than vagen.agent.max_failed_share={max_share}; see the agent loop "
+              "warnings and the env server logs")
+    return {FAILED_METRIC: float(len(failed)), **counts}
 
 
 def place_token_rewards(rm_scores: torch.Tensor, token_rewards: list[list[float] | None]) -> None:
