@@ -14,7 +14,9 @@
 # Multi-node: start a Ray cluster (`ray start --head` here, `ray start --address=...` on
 # the others), then run this script on the head with RAY_ADDRESS=auto NNODES=<nodes>
 # VAGEN_SERVER_TOKEN=<secret>: the env servers then listen on all interfaces (the token
-# guards them) and the agent loops on every node reach them at this node's address.
+# guards them) and the agent loops on every node reach them at this node's address. URLs and
+# token travel in the training config (vagen.agent), so nothing needs exporting on the other
+# nodes; verl prints its config into train.log, so keep that log private.
 #
 # Environment: MODEL_PATH (required), CONFIG_NAME (video_ppo | video_grpo), N_GPUS (8),
 # NNODES (1), NUM_ENV_SERVERS (2), ENV_PORT (first port, 5000), ENV_WORKERS (8 threads per

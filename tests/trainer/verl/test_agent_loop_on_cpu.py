@@ -169,3 +169,59 @@ def test_trajectories_take_turns_over_the_env_servers(verl_config, processor, en
     played = next(o for o in outputs if not o.extra_fields[FAILED])
     assert played.extra_fields["turn_scores"] == pytest.approx([-0.1, 0.0, 1.1])
     assert len(env_server.service) == 0
+
+
+def test_a_worker_on_another_node_needs_only_the_config(model_dir, env_row, tmp_path,
+                                                        monkeypatch):
+    """The token is read where training starts (VAGEN_SERVER_TOKEN, resolved into the
+    config by main.py) and the agent loop runs in a fresh interpreter whose environment is
+    empty, as on a node whose shell never saw it: it plays through a token-guarded server."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from vagen.server.app import BackgroundServer
+    from vagen.server.service import EnvService
+    from vagen.trainer.verl.main import compose_config
+
+    server = BackgroundServer(EnvService(workers=1), token="s3cret", threads=2)
+    try:
+        monkeypatch.setenv("VAGEN_SERVER_TOKEN", "s3cret")
+        config = compose_config("video_ppo", [
+            f"actor_rollout_ref.model.path={model_dir}", f"vagen.agent.env_servers=[{server.url}]",
+            "vagen.agent.max_tokens_per_turn=64", "data.max_prompt_length=2048",
+            "data.max_response_length=512"])
+        OmegaConf.resolve(config)  # as main.py does, on the node that starts training
+        monkeypatch.delenv("VAGEN_SERVER_TOKEN")
+        (tmp_path / "job.pkl").write_bytes(pickle.dumps((config, env_row(0))))
+        script = f"""
+import asyncio, os, pickle, sys
+from transformers import AutoProcessor
+from tests.trainer.verl.scripted_llm import ScriptedServerManager
+from tests.trainer.verl.test_agent_loop_on_cpu import SCRIPT, make_loop
+assert "VAGEN_SERVER_TOKEN" not in os.environ
+config, row = pickle.loads(open({str(tmp_path / "job.pkl")!r}, "rb").read())
+processor = AutoProcessor.from_pretrained({str(model_dir)!r})
+loop = make_loop(config, ScriptedServerManager(processor.tokenizer, SCRIPT), processor)
+out = asyncio.run(loop.run({{}}, **row))
+print("FAILED=" + repr(out.extra_fields["vagen_failed"]), out.extra_fields["turn_scores"])
+"""
+        env = {"PATH": os.environ["PATH"], "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=300, env=env, cwd=Path(__file__).parents[3])
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "FAILED=''" in done.stdout and "[-0.1, 0.0, 1.1]" in done.stdout
+
+
+def test_the_dry_run_does_not_print_the_token(monkeypatch, capsys, model_dir):
+    from vagen.trainer.verl.main import main
+
+    monkeypatch.setenv("MODEL_PATH", str(model_dir))
+    monkeypatch.setenv("VAGEN_SERVER_TOKEN", "s3cret")
+    assert main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "server_token: '***'" in out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from uuid import uuid4
@@ -75,7 +74,8 @@ class VerlAgentConfig:
     env_servers: list[str] = field(default_factory=lambda: ["http://127.0.0.1:5000"], metadata={
         "help": "env server URLs (`vagen server`); env ids are spread over them"})
     server_token: str | None = field(default=None, metadata={
-        "help": f"bearer token of the env servers (default: ${TOKEN_ENV_VAR})"})
+        "help": f"bearer token of the env servers (the recipes fill it from ${TOKEN_ENV_VAR} "
+                "where training starts)"})
     codec: str = field(default=DEFAULT_CODEC, metadata={"help": "wire codec for frames"})
     max_turns: int = field(default=_default(RolloutConfig, "max_turns"), metadata={
         "help": "policy turns at most; the env's own max_turns usually ends episodes first"})
@@ -186,8 +186,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
         """A client of its own for one trajectory (an `EnvClient`'s bookkeeping is not made
         for concurrent threads), on the next env server in turn."""
         url = config.env_servers[next(cls._next_server) % len(config.env_servers)]
-        token = config.server_token or os.environ.get(TOKEN_ENV_VAR)
-        return EnvClient(url, token=token, codec=config.codec)
+        return EnvClient(url, token=config.server_token, codec=config.codec)
 
     async def _play(self, tokens: TrajectoryTokens, first_images: list[Image.Image], env_id: str,
                     client: EnvClient, sampling_params: dict[str, Any],

@@ -224,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigCompositionException, OmegaConfBaseException) as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     if args.dry_run:
-        print(OmegaConf.to_yaml(config))
+        printed = config.copy()
+        if printed.vagen.agent.server_token:
+            printed.vagen.agent.server_token = "***"
+        print(OmegaConf.to_yaml(printed))
         return 0
     run(config)
     return 0
