@@ -51,7 +51,8 @@ cat > "$OUT/env_config.yaml" <<EOF
 env_groups:
   - {name: smoke-train, env: video_qa, protocol: retrieve, data: $OUT/data/samples.jsonl,
      split: train, n: 32, max_turns: 2, initial_frames: 8, frames_per_turn: 4,
-     max_pixels: 3136, prompt_example: false, rewards: {choice: 1.0, format: 0.2}}
+     max_new_tokens: 48, max_pixels: 3136, prompt_example: false,
+     rewards: {choice: 1.0, format: 0.2}}
 EOF
 
 "$PYTHON" -m vagen server --config "$OUT/env_config.yaml" --port "$PORT" --workers 4 \
@@ -67,7 +68,6 @@ rm -rf "$OUT/train"
     "model.lora_rank=$LORA_RANK" "envs.config=$OUT/env_config.yaml" "envs.group=smoke-train" \
     "envs.urls=[http://127.0.0.1:$PORT]" "algo.adv_estimator=grpo_turn" "algo.n=4" \
     "prompts_per_step=$PROMPTS" "steps=$STEPS" "save_every=0" "out_dir=$OUT/train" \
-    "rollout.max_turns=2" "rollout.sampling.max_new_tokens=48" \
     "algo.loss.entropy_coef=0.01"  # a gradient even when every reward ties (untrained model)
 
 "$PYTHON" - "$OUT/train/metrics.jsonl" <<'EOF'

@@ -216,6 +216,6 @@ def run_evals(out: Path, env_config: Path, models: dict[str, Path],
             print(f"-- eval {name} {mode}")
             summaries[f"{name}/{mode}"] = run(EvalConfig(
                 model=str(model), data=data, out=str(out / "eval" / f"{name}-{mode}"),
-                protocol=protocol, set=settings, max_new_tokens=32, batch_size=32,
+                protocol=protocol, set=settings, batch_size=32,
                 server=url))
     return summaries

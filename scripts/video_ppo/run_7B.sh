@@ -99,6 +99,7 @@ OVERRIDES=("actor_rollout_ref.model.path=$MODEL_PATH"
        "data.train_files=$DATA_DIR/train.parquet"
        "data.val_files=$DATA_DIR/test.parquet"
        "vagen.agent.env_servers=$SERVER_LIST"
+       "vagen.env_config=$ENV_CONFIG"
        "trainer.n_gpus_per_node=$N_GPUS"
        "trainer.nnodes=$NNODES"
        ${USER_OVERRIDES[@]+"${USER_OVERRIDES[@]}"})

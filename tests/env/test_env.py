@@ -218,7 +218,20 @@ def test_lifecycle_errors_and_close(env_config):
     env.close()
     env.close()
     assert env.reset(ONE_VIDEO).timestamps == [2.5, 7.5, 12.5, 17.5]
-    assert env.window == 2
+
+
+@pytest.mark.parametrize("group, expected", [
+    ({"protocol": "retrieve", "max_turns": 3, "window": 2}, (3, 2, 512)),
+    ({"protocol": "retrieve", "max_turns": 3, "window": 3, "max_new_tokens": 64}, (3, None, 64)),
+    ({"protocol": "query", "max_turns": 3, "window": 1}, (3, None, 512)),
+    ({"protocol": "single", "max_turns": 1}, (1, None, 512)),
+])
+def test_the_context_policy_every_player_reads(env_config, group, expected):
+    """Only the retrieve protocol drops old frames, and a window as long as the episode
+    drops none: what the trainers and eval play by."""
+    protocol = group.pop("protocol")
+    context = make_env("video_qa", env_config(protocol, **group)).context()
+    assert (context.max_turns, context.window, context.max_new_tokens) == expected
 
 
 def test_text_that_is_not_a_string_is_a_malformed_turn(env_config):

@@ -13,7 +13,7 @@ from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 NUM_SAMPLES = 3
 # Env group settings every eval test plays with (`vagen eval --set ...`).
 SETTINGS = ["initial_frames=4", "frames_per_turn=2", "max_turns=2", "pool_max_frames=16",
-            "max_pixels=3136", "min_pixels=784"]
+            "max_pixels=3136", "min_pixels=784", "max_new_tokens=8"]
 SYNTH = SynthConfig(kinds=["color", "count"], min_duration_s=12, max_duration_s=16,
                     min_carrier_s=6, max_carrier_s=8, fps=2, size=32)
 

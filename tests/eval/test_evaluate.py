@@ -23,7 +23,7 @@ def _config(model_path, samples_path, out, **overrides) -> EvalConfig:
     """Greedy, 8 tokens a turn, one episode per batch (so runs are comparable row by row),
     one torch thread (the tiny model gains nothing from more on a shared CPU)."""
     return EvalConfig(model=str(model_path), data=str(samples_path), out=str(out),
-                      set=list(SETTINGS), max_new_tokens=8, batch_size=1, env_workers=2,
+                      set=list(SETTINGS), batch_size=1, env_workers=2,
                       cpu_threads=1, **overrides)
 
 
@@ -76,7 +76,7 @@ def test_single_mode_shows_uniform_frames_in_one_turn(tmp_path, model_path, samp
     out = tmp_path / "single"
     code = main(["--model", str(model_path), "--data", str(samples_path), "--out", str(out),
                  "--mode", "single", "--frames", "3", "--set", *SETTINGS,
-                 "--max-new-tokens", "8", "--batch-size", "2", "--cpu-threads", "1"])
+                 "--batch-size", "2", "--cpu-threads", "1"])
     assert code == 0
     assert "| all | 3 |" in capsys.readouterr().out
     results = read_results(out / "results.jsonl")
@@ -109,9 +109,10 @@ def test_other_settings_in_the_same_folder_are_refused(multi_run, model_path, sa
                                                        capsys):
     out, _, _ = multi_run
     code = main(["--model", str(model_path), "--data", str(samples_path), "--out", str(out),
-                 "--set", *SETTINGS, "--max-new-tokens", "16"])
+                 "--set", *SETTINGS, "--set", "max_new_tokens=16"])
     assert code == 2
-    assert "holds results of another run (max_new_tokens: 8, now 16)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds results of another run (set: " in err and "'max_new_tokens': 16" in err
 
 
 @pytest.mark.slow

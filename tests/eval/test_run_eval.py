@@ -42,7 +42,7 @@ def _env_config() -> dict:
 def test_cpu_run_serves_evaluates_and_stops_the_server(tmp_path, model_path):
     (tmp_path / "env_config.yaml").write_text(yaml.safe_dump(_env_config()))
     done = _run(["--device", "cpu", "--model", str(model_path), "--n", "2", "--out", "out",
-                 "--max-new-tokens", "8", "--cpu-threads", "1"], tmp_path)
+                 "--set", "max_new_tokens=8", "--cpu-threads", "1"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
@@ -75,7 +75,7 @@ def test_cpu_default_is_the_quick_starts_final_model_on_its_env_groups(tmp_path,
     (quickstart / "grpo" / "final").symlink_to(model_path)
     (quickstart / "env_config.yaml").write_text(yaml.safe_dump(_env_config()))
     (tmp_path / "env_config.yaml").write_text("not: the one to use\n")
-    done = _run(["--device", "cpu", "--n", "1", "--out", "out", "--max-new-tokens", "8",
+    done = _run(["--device", "cpu", "--n", "1", "--out", "out", "--set", "max_new_tokens=8",
                  "--cpu-threads", "1"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[run_eval] model: the quick start's final model at runs/quickstart/grpo/final" in (

@@ -23,6 +23,7 @@ QUESTIONS = [("a", "A", 2.0), ("b", "B", 4.0), ("a", "C", 1.0), ("b", "B", 5.0)]
 DURATIONS = {"a": 8.0, "b": 10.0}
 GROUP = {"env": "video_qa", "n": len(QUESTIONS), "initial_frames": 3, "frames_per_turn": 2,
          "pool_max_frames": 10, "max_pixels": 56 * 56, "invalid_reward": "format",
+         "max_new_tokens": 12,
          "rewards": {"choice": 1.0, "format": 0.5}}
 SFT_STEPS = 16
 
@@ -81,12 +82,13 @@ def warm_model_path(sft_run: Path) -> Path:
 def train_overrides(warm_model_path: Path, env_config_path: Path,
                     tmp_path: Path) -> Callable[..., list[str]]:
     """`key=value` overrides of a fast GRPO run on the warm policy (2 prompts x 2 samples,
-    12 new tokens a turn, one step, no checkpoints but the final one); extra overrides win."""
+    12 new tokens a turn as the groups say, one step, no checkpoints but the final one); extra
+    overrides win."""
 
     def build(*extra: str) -> list[str]:
         return [f"model.path={warm_model_path}", "model.device=cpu",
                 f"envs.config={env_config_path}", "envs.group=single", "prompts_per_step=2",
-                "algo.n=2", "rollout.max_turns=2", "rollout.sampling.max_new_tokens=12",
+                "algo.n=2",
                 "optim.lr=1e-3", "steps=1", "save_every=0", f"out_dir={tmp_path / 'run'}",
                 *extra]
 

@@ -69,12 +69,12 @@ def test_bad_values_name_the_dotted_key(data: dict, message: str) -> None:
 def test_overrides_apply_on_top_of_the_yaml(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("steps: 5\noptim: {lr: 1.0e-4, micro_batch_size: 2}\n"
-                    "rollout: {window: null, sampling: {max_new_tokens: 32}}\n")
+                    "sampling: {temperature: 0.7}\n")
     config = load_config(TrainConfig, path, ["optim.lr=3e-5", "envs.urls=[http://a:1,http://b:2]",
                                              "algo.loss.clip_ratio_c=3"])
     assert config.steps == 5
     assert config.optim.lr == 3e-5 and config.optim.micro_batch_size == 2
-    assert config.rollout.window is None and config.rollout.sampling.max_new_tokens == 32
+    assert config.sampling.temperature == 0.7
     assert config.envs.urls == ["http://a:1", "http://b:2"]
     assert config.algo.loss.clip_ratio_c == 3.0
     assert config.prompts_per_step == TrainConfig().prompts_per_step  # untouched default
@@ -91,8 +91,9 @@ def test_overrides_apply_on_top_of_the_yaml(tmp_path: Path) -> None:
                                      "(in 'algo.loss')"),
     ("model.tune_mm_llm=maybe", "config key 'model.tune_mm_llm' must be true or false"),
     ("model.dtype=fp8", "model.dtype is 'fp8'"),
-    ("rollout.sampling.max_new_tokens=0", "max_new_tokens must be >= 1, got 0 "
-                                          "(in 'rollout.sampling')"),
+    ("sampling.temperature=-1", "temperature must be >= 0, got -1.0 (in 'sampling')"),
+    ("sampling.max_new_tokens=64", "sampling.max_new_tokens: tokens per turn come from the "
+                                   "env group"),
     ("envs.urls=http://a", "config key 'envs.urls' must be a list"),
     ("optim", "override 'optim' is not key=value"),
 ])

@@ -195,10 +195,7 @@ def test_lora_trains_only_the_adapter_and_switched_on_parts(make_config: Callabl
 
 PPO_YAML = """\
 model: {{path: {model}, device: cpu}}
-envs: {{config: {envs}, group: retrieve}}
-rollout:
-  max_turns: 2
-  sampling: {{max_new_tokens: 12}}
+envs: {{config: {envs}, group: retrieve}}  # 2 turns, 12 tokens a turn (the group's)
 algo:
   mode: ppo
   adv_estimator: masked_gae

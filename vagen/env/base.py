@@ -15,6 +15,18 @@ IMAGE_PLACEHOLDER = "<image>"
 REQUIRED_INFO_KEYS = ("valid_action", "turn", "frames_seen", "answer", "correct")
 
 
+@dataclass(frozen=True)
+class ContextPolicy:
+    """What a policy sees and may write in an episode of one env group: the local trainer,
+    the SFT warm start, verl's agent loop and eval all play by it, so a checkpoint is
+    evaluated in the context it was trained in."""
+
+    max_turns: int = field(metadata={"help": "policy turns at most (the env may end sooner)"})
+    window: int | None = field(metadata={
+        "help": "user turns whose frames stay in the context (None: all)"})
+    max_new_tokens: int = field(metadata={"help": "tokens the policy may write per turn"})
+
+
 @dataclass
 class Observation:
     """What the policy sees next: `text` holds one `<image>` per frame, in order.

@@ -94,7 +94,6 @@ class EvalConfig:
         "help": "--device cpu: torch threads per worker (default: torch's choice with one "
                 "worker, the cores split evenly with several)"})
     batch_size: int = field(default=8, metadata={"help": "episodes played at once per worker"})
-    max_new_tokens: int = field(default=256, metadata={"help": "tokens per turn at most"})
     temperature: float = field(default=0.0, metadata={"help": "0 is greedy"})
     seed: int = field(default=0, metadata={"help": "sampling seed (temperature > 0)"})
     limit: int | None = field(default=None, metadata={"help": "play only the first N rows"})
@@ -104,7 +103,7 @@ class EvalConfig:
         "help": "threads stepping envs in the in-process server"})
 
     def __post_init__(self) -> None:
-        for key in ("gpus", "batch_size", "max_new_tokens", "env_workers"):
+        for key in ("gpus", "batch_size", "env_workers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(self, key)}")
@@ -122,8 +121,7 @@ class EvalConfig:
         return {"model": str(Path(self.model).expanduser().resolve()),
                 "data": str(Path(self.data).resolve()), "mode": self.mode,
                 "frames": self.frames, "protocol": self.protocol, "split": self.split,
-                "set": parse_overrides(self.set),
-                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+                "set": parse_overrides(self.set), "temperature": self.temperature,
                 "seed": self.seed}
 
 
@@ -183,28 +181,22 @@ def play_shard(config: EvalConfig, rows: list[EvalRow], server_url: str, emit: E
 def play_rows(rows: list[EvalRow], policy: Any, codec: Any, client: Any, config: EvalConfig,
               emit: Emit) -> None:
     """Play rows in batches of one group config each, reusing the batch's envs."""
+    from vagen.env.video_qa.config import VideoQAConfig
     from vagen.rollout.backends.base import SamplingParams
     from vagen.rollout.manager import RolloutConfig, RolloutManager
 
-    sampling = SamplingParams(max_new_tokens=config.max_new_tokens,
-                              temperature=config.temperature,
+    sampling = SamplingParams(temperature=config.temperature,
                               seed=config.seed if config.temperature > 0 else None)
     lookup = SampleLookup()
     slots = EnvSlots(client)
     for batch in batches(rows, config.batch_size):
         group = batch[0].config
-        rollout = RolloutConfig(max_turns=group["max_turns"], window=context_window(group),
-                                sampling=sampling)
+        # turns, window and tokens per turn: the group's, as in training
+        rollout = RolloutConfig.from_context(VideoQAConfig.from_dict(group).context(), sampling)
         manager = RolloutManager(policy, codec, client, rollout)
         trajectories = manager.run(slots.take(group, len(batch)), [row.seed for row in batch])
         for row, trajectory in zip(batch, trajectories, strict=True):
             emit(episode_result(row, trajectory, lookup))
-
-
-def context_window(group: dict[str, Any]) -> int | None:
-    """User turns whose frames stay in the context: the group's `window` for retrieve (as
-    Video-MTR), every turn for the protocols whose answers build on earlier frames."""
-    return group["window"] if group["protocol"] == "retrieve" else None
 
 
 def batches(rows: list[EvalRow], size: int) -> Iterator[list[EvalRow]]:
@@ -314,8 +306,10 @@ def _parser() -> argparse.ArgumentParser:
         many = f.type == "list[str]"
         default = [] if many else f.default
         shown = f" (default: {default})" if default not in (None, "", []) else ""
+        # a list flag given twice extends the list (run_eval.sh's defaults, then the user's)
         parser.add_argument("--" + f.name.replace("_", "-"), type=types[f.type],
                             nargs="+" if many else None, metavar="KEY=VALUE" if many else None,
+                            action="extend" if many else "store",
                             default=default, required=meta.get("required", False),
                             choices=meta.get("choices"), help=meta["help"] + shown)
     return parser

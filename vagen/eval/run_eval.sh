@@ -52,9 +52,10 @@ done
 
 case "$DEVICE" in
   cuda) GPUS=${GPUS:-4}; BACKEND=${BACKEND:-vllm}; DEFAULTS=() ;;
-  # The tiny model never stops on its own: short turns keep a CPU run to minutes.
+  # Tokens per turn come from the env group (the quick start's: 32). The untrained tiny
+  # model never stops on its own, so its demo on other groups is cut to 32 too.
   cpu) GPUS=${GPUS:-1}; BACKEND=${BACKEND:-hf}; N=${N:-10}
-       DEFAULTS=(--max-new-tokens 32) ;;
+       DEFAULTS=(--set max_new_tokens=32) ;;
   *) echo "run_eval.sh: --device must be cuda or cpu, got '$DEVICE'" >&2; exit 2 ;;
 esac
 OUT=${OUT:-runs/eval/$DEVICE-$MODE}

@@ -4,10 +4,10 @@ the envs in one batched call, append the observations as new user turns, repeat.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from vagen.env.base import Observation, StepResult
+from vagen.env.base import ContextPolicy, Observation, StepResult
 from vagen.rollout.backends.base import PolicyBackend, SamplingParams
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 
@@ -38,6 +38,13 @@ class RolloutConfig:
             raise ValueError(f"rollout.max_turns must be >= 1, got {self.max_turns}")
         if isinstance(self.sampling, dict):
             self.sampling = SamplingParams(**self.sampling)
+
+    @classmethod
+    def from_context(cls, context: ContextPolicy, sampling: SamplingParams) -> RolloutConfig:
+        """Play by an env group's context policy (turns, window, tokens per turn), sampling
+        as `sampling` says otherwise."""
+        return cls(max_turns=context.max_turns, window=context.window,
+                   sampling=replace(sampling, max_new_tokens=context.max_new_tokens))
 
 
 @dataclass

@@ -33,6 +33,7 @@ class TrainEnvs:
             raise KeyError(f"envs.group '{config.group}' is not in {config.config}; groups: "
                            f"{', '.join(sorted(groups))}")
         group = groups[config.group]
+        self.context = VideoQAConfig.from_dict(group).context()
         self.num_prompts = int(group.get("n", VideoQAConfig.n))
         self.first_seed = int(group.get("seed", VideoQAConfig.seed))
         self.seed = seed

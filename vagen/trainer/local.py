@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from vagen.config import load_config
 from vagen.rewards.shaping import ShapingConfig
+from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.hf import HFBackend, gather_logprobs, policy_logits, token_logprobs
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
 from vagen.trainer.advantages import AdvantageConfig
@@ -86,7 +87,9 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     envs: EnvsConfig = field(default_factory=EnvsConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    sampling: SamplingParams = field(default_factory=SamplingParams, metadata={
+        "help": "how turns are sampled; turns, window and tokens per turn come from the env "
+                "group (envs.group), as in eval"})
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     rewards: str = field(default="env", metadata={
         "help": "env: each turn's env reward | video_mtr: Video-MTR shaping of the batch "
@@ -109,6 +112,9 @@ class TrainConfig:
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
         check_reward_source(self.rewards, self.shaping)
+        if self.sampling.max_new_tokens != SamplingParams().max_new_tokens:
+            raise ValueError("sampling.max_new_tokens: tokens per turn come from the env group; "
+                             "set max_new_tokens in the group of envs.config instead")
 
 
 class LocalTrainer:
@@ -125,7 +131,9 @@ class LocalTrainer:
                                            weight_decay=config.optim.weight_decay)
         self.envs = TrainEnvs(config.envs, config.prompts_per_step * config.algo.n, config.seed)
         self.rollout = RolloutManager(HFBackend(self.policy.model, self.policy.codec),
-                                      self.policy.codec, self.envs.client, config.rollout)
+                                      self.policy.codec, self.envs.client,
+                                      RolloutConfig.from_context(self.envs.context,
+                                                                 config.sampling))
         self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", config.keep_checkpoints)
         self.logger = StepLogger(self.out_dir, config.log, asdict(config))
         self.step = self.checkpoints.restore(config.resume, self.policy, self.optimizer)
@@ -175,7 +183,7 @@ class LocalTrainer:
 
     @torch.no_grad()
     def add_reference_and_values(self, batch: dict[str, torch.Tensor]) -> None:
-        temperature = self.config.rollout.sampling.temperature
+        temperature = self.config.sampling.temperature
         if self.config.algo.loss.kl_coef > 0:
             with self.policy.reference() as ref:
                 model = self.policy.model if ref is None else ref
@@ -237,7 +245,7 @@ class LocalTrainer:
     def _forward(self, mb: dict[str, torch.Tensor]):
         """Sampling-distribution logits `(bs, L, V)` aligned with tokens, the policy tokens'
         log-probs, and values (PPO)."""
-        logits, out = policy_logits(self.policy.model, mb, self.config.rollout.sampling.temperature,
+        logits, out = policy_logits(self.policy.model, mb, self.config.sampling.temperature,
                                     self.policy.codec.suppressed_ids,
                                     output_hidden_states=self.policy.value_head is not None)
         logprobs = _on_policy_tokens(gather_logprobs(logits, mb["input_ids"]), mb["loss_mask"])

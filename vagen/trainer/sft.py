@@ -33,7 +33,6 @@ class SFTConfig:
         "help": "env groups whose oracle trajectories to imitate, mixed evenly; a group listed "
                 "twice weighs twice and reuses its episodes"})
     episodes: int = field(default=0, metadata={"help": "episodes per group (0: the group's n)"})
-    window: int | None = field(default=None, metadata={"help": "history window, as in rollout"})
     steps: int = field(default=300, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=16, metadata={"help": "trajectories per step"})
     decode_workers: int = field(default=1, metadata={
@@ -72,7 +71,7 @@ def lr_factor(step: int, config: SFTConfig) -> float:
 
 
 def oracle_segments(codec: ChatCodec, env_config: str, groups: list[str], episodes: int,
-                    window: int | None = None, decode_workers: int = 1) -> list[Segment]:
+                    decode_workers: int = 1) -> list[Segment]:
     """Play each group's envs with `oracle_action()` and keep the token segments (loss on
     the expert's text, as if the policy had sampled it)."""
     all_groups = load_env_groups(env_config)
@@ -90,14 +89,15 @@ def oracle_segments(codec: ChatCodec, env_config: str, groups: list[str], episod
             if decode_workers > 1 and hasattr(env, "prefetch"):
                 env.prefetch(range(first, first + count), decode_workers)
             for seed in tqdm(range(first, first + count), desc=f"oracle {name}", unit="ep"):
-                played[name] += _play_oracle(env, codec, seed, window)
+                played[name] += _play_oracle(env, codec, seed)
         finally:
             env.close()
     return [segment for name in groups for segment in played[name]]
 
 
-def _play_oracle(env, codec: ChatCodec, seed: int, window: int | None) -> list[Segment]:
-    tokens = TrajectoryTokens(codec, env.system_prompt(), window)
+def _play_oracle(env, codec: ChatCodec, seed: int) -> list[Segment]:
+    """One oracle episode in the group's context (its window, as the policy will play)."""
+    tokens = TrajectoryTokens(codec, env.system_prompt(), env.context().window)
     obs = env.reset(seed)
     tokens.add_observation(obs.text, obs.frames)
     turn = 0
@@ -118,7 +118,7 @@ def train_sft(config: SFTConfig) -> Path:
     torch.manual_seed(config.seed)
     policy = Policy(config.model)
     segments = oracle_segments(policy.codec, config.env_config, config.groups, config.episodes,
-                               config.window, config.decode_workers)
+                               config.decode_workers)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda done: lr_factor(done + 1, config))

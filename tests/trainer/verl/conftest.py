@@ -18,6 +18,7 @@ from vagen.testing import make_test_video
 
 # A 10 s video at 1 frame per second in the pool; 56x56 frames are 4 image tokens each.
 ENV_CONFIG = {"name": "verl-test", "env": "video_qa", "protocol": "retrieve", "max_turns": 3,
+              "window": 3, "max_new_tokens": 64,
               "initial_frames": 4, "frames_per_turn": 3, "pool_fps": 1.0,
               "max_pixels": 56 * 56, "rewards": {"choice": 1.0, "format": 0.1}}
 
@@ -78,6 +79,5 @@ def verl_config(model_dir: Path, env_server: BackgroundServer):
     return compose_config("video_ppo", [
         f"actor_rollout_ref.model.path={model_dir}",
         f"vagen.agent.env_servers=[{env_server.url}]",
-        "vagen.agent.max_tokens_per_turn=64",
         "data.max_prompt_length=2048", "data.max_response_length=512",
         "actor_rollout_ref.rollout.agent.num_workers=1"])

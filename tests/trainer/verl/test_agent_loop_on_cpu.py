@@ -191,7 +191,7 @@ def test_a_worker_on_another_node_needs_only_the_config(model_dir, env_row, tmp_
         monkeypatch.setenv("VAGEN_SERVER_TOKEN", "s3cret")
         config = compose_config("video_ppo", [
             f"actor_rollout_ref.model.path={model_dir}", f"vagen.agent.env_servers=[{server.url}]",
-            "vagen.agent.max_tokens_per_turn=64", "data.max_prompt_length=2048",
+            "data.max_prompt_length=2048",
             "data.max_response_length=512"])
         OmegaConf.resolve(config)  # as main.py does, on the node that starts training
         monkeypatch.delenv("VAGEN_SERVER_TOKEN")

@@ -15,11 +15,12 @@ from omegaconf import OmegaConf
 
 from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import DEFAULT_STOPS
-from vagen.rollout.manager import RolloutConfig
 from vagen.trainer.losses import PolicyLossConfig
 from vagen.trainer.verl.agent_loop import AGENT_NAME, VerlAgentConfig, VideoEnvAgentLoop
 from vagen.trainer.verl.main import CONFIG_DIR, check_config, compose_config
 from vagen.trainer.verl.shaping import shaping_config
+
+RUN_ENV_CONFIG = Path(__file__).parents[3] / "scripts/video_ppo/env_config.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_defaults_come_from_vagens_dataclasses(verl_config):
                                                              loss.clip_ratio_high)
     assert actor.loss_agg_mode == loss.loss_agg_mode and actor.kl_loss_type == "low_var_kl"
     agent = VerlAgentConfig.from_dict(verl_config.vagen.agent)
-    assert agent.stop == list(DEFAULT_STOPS) and agent.max_turns == RolloutConfig().max_turns
+    assert agent.stop == list(DEFAULT_STOPS)
 
 
 def test_grpo_variant(grpo_config, verl_config):
@@ -63,7 +64,7 @@ def test_grpo_variant(grpo_config, verl_config):
     assert c.algorithm.adv_estimator == "grpo_turn" and c.critic.enable is False
     assert c.actor_rollout_ref.rollout.n == 8 and c.actor_rollout_ref.actor.use_kl_loss
     assert c.actor_rollout_ref.actor.kl_loss_coef == 0.001 and not c.algorithm.use_kl_in_reward
-    assert c.vagen.agent.max_tokens_per_turn == 512 and c.data.max_prompt_length == 4096
+    assert c.data.max_prompt_length == 4096
 
 
 def test_verl_finds_our_agent_loop_and_reward(verl_config):
@@ -107,24 +108,51 @@ def test_cross_key_checks_say_what_to_change(model_dir):
         VerlAgentConfig.from_dict({"env_servers": []})
 
 
-def test_the_run_env_groups_are_valid_and_fit_the_token_budget(grpo_config):
-    """scripts/video_ppo/env_config.yaml against the runs' lengths (common.yaml): the opening
-    frames fit the prompt with 1024 tokens to spare (system prompt, question, frame labels),
-    and the later turns - policy tokens and retrieved frames - the response with 512 to spare
-    (two observations' labels and instructions)."""
+def test_the_run_env_groups_are_valid_and_set_the_image_limit(model_dir):
+    """scripts/video_ppo/env_config.yaml: Video-MTR's 3 turns with every frame kept and 512
+    tokens a turn; vLLM's image limit is computed from it (16 opening + 2 x 8 retrieved)."""
     from vagen.env import load_env_groups
     from vagen.env.video_qa.config import VideoQAConfig
+    from vagen.trainer.verl.budget import fit_to_env_groups
 
-    groups = load_env_groups(Path(__file__).parents[3] / "scripts/video_ppo/env_config.yaml")
+    groups = load_env_groups(RUN_ENV_CONFIG)
     assert sorted(groups) == ["video-mtr-test", "video-mtr-train"]
-    data, per_turn = grpo_config.data, grpo_config.vagen.agent.max_tokens_per_turn
     for group in groups.values():
-        env = VideoQAConfig.from_dict(group)
-        assert env.protocol == "retrieve" and env.max_turns == 3
-        frame_tokens = env.max_pixels // (28 * 28)  # Qwen2.5-VL: one token per 28x28 pixels
-        assert env.initial_frames * frame_tokens + 1024 <= data.max_prompt_length
-        later = (env.max_turns - 1) * env.frames_per_turn * frame_tokens
-        assert later + env.max_turns * per_turn + 512 <= data.max_response_length
+        context = VideoQAConfig.from_dict(group).context()
+        assert (context.max_turns, context.window, context.max_new_tokens) == (3, None, 512)
+    for name in ("video_ppo", "video_grpo"):
+        config = compose_config(name, [f"vagen.env_config={RUN_ENV_CONFIG}",
+                                       f"actor_rollout_ref.model.path={model_dir}"])
+        fit_to_env_groups(config)
+        assert config.actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt == {
+            "image": 32}
+
+
+def test_lengths_that_cannot_hold_the_env_groups_fail_naming_both_sides(model_dir):
+    from vagen.trainer.verl.budget import fit_to_env_groups
+
+    model = f"actor_rollout_ref.model.path={model_dir}"
+    short = compose_config("video_grpo", [f"vagen.env_config={RUN_ENV_CONFIG}", model,
+                                          "data.max_response_length=2048"])
+    with pytest.raises(ValueError, match=r"data.max_response_length=2048 cannot hold env "
+                                         r"group 'video-mtr-\w+''s later turns.*"
+                                         r"max_new_tokens=512 = 3584 tokens"):
+        fit_to_env_groups(short)
+    few = compose_config("video_grpo", [
+        f"vagen.env_config={RUN_ENV_CONFIG}", model,
+        "+actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt.image=16"])
+    with pytest.raises(ValueError, match=r"limit_mm_per_prompt.image=16 is below the 32 "
+                                         r"frames"):
+        fit_to_env_groups(few)
+
+
+def test_training_needs_the_env_config(monkeypatch, capsys, model_dir):
+    from vagen.trainer.verl.main import main
+
+    monkeypatch.setenv("MODEL_PATH", str(model_dir))
+    with pytest.raises(SystemExit):
+        main([])
+    assert "vagen.env_config is not set" in capsys.readouterr().err
 
 
 def test_the_model_comes_from_model_path(monkeypatch, capsys, model_dir):
@@ -153,7 +181,7 @@ def test_a_run_without_the_gpu_packages_stops_before_ray_naming_them(monkeypatch
     monkeypatch.setenv("MODEL_PATH", str(model_dir))
     monkeypatch.setattr("vagen.trainer.verl.main.run", lambda config: pytest.fail("started"))
     with pytest.raises(SystemExit) as exit_info:
-        main([])
+        main([f"vagen.env_config={RUN_ENV_CONFIG}"])
     assert exit_info.value.code == 2
     assert "flash-attn, vllm not installed here" in capsys.readouterr().err
     assert main(["--dry-run"]) == 0

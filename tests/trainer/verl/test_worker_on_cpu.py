@@ -161,7 +161,7 @@ def test_an_over_long_first_observation_drops_its_trajectory(model_dir, env_serv
 
     config = compose_config("video_ppo", [
         f"actor_rollout_ref.model.path={model_dir}", f"vagen.agent.env_servers=[{env_server.url}]",
-        "vagen.agent.max_tokens_per_turn=64", "data.max_prompt_length=16",
+        "data.max_prompt_length=16",
         "data.max_response_length=512", "actor_rollout_ref.rollout.agent.num_workers=1"])
     out = worker_output(config, processor, [env_row(0), env_row(1)])
     assert out.non_tensor_batch[FAILED].tolist() == ["prompt_too_long"] * 2

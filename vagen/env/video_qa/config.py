@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from vagen.env.base import ContextPolicy
+
 PROTOCOLS = ("retrieve", "query", "timestamps", "single")
 RETRIEVE_UNITS = ("index", "seconds")
 INVALID_REWARDS = ("penalty", "format")
@@ -45,8 +47,11 @@ class VideoQAConfig:
     max_turns: int = _help(3, "turns per episode, the answer turn included")
     initial_frames: int = _help(16, "uniform frames shown at reset (split across videos)")
     frames_per_turn: int = _help(8, "most frames one request returns (split across videos)")
-    window: int = _help(2, "turns the rollout keeps in the context (retrieve protocol); the env "
-                           "only exposes it")
+    window: int = _help(2, "user turns whose frames stay in the context (retrieve protocol; "
+                           ">= max_turns keeps them all, which verl's trainer needs); the local "
+                           "trainer, verl's agent loop and eval all read it")
+    max_new_tokens: int = _help(512, "tokens the policy may write per turn (Video-MTR: 512); "
+                                     "training and evaluation both read it")
     retrieve_units: str = _help("index", "what <retrieve>s,e</retrieve> numbers are: index "
                                          "(pool frame indices, as Video-MTR) | seconds")
     pool_fps: float = _help(1.0, "frame pool rate (frames per second of video)")
@@ -129,6 +134,14 @@ class VideoQAConfig:
             if not isinstance(weight, int | float) or isinstance(weight, bool):
                 self._fail("rewards", f"weight of '{reward}' must be a number, got {weight!r}")
 
+    def context(self) -> ContextPolicy:
+        """The group's context policy. Only the retrieve protocol drops old frames, and a
+        window of max_turns or more drops none (None)."""
+        keeps_all = self.protocol != "retrieve" or self.window >= self.max_turns
+        return ContextPolicy(max_turns=self.max_turns,
+                             window=None if keeps_all else self.window,
+                             max_new_tokens=self.max_new_tokens)
+
     def _check_values(self) -> None:
         for key, choices in (("protocol", PROTOCOLS), ("retrieve_units", RETRIEVE_UNITS),
                              ("invalid_reward", INVALID_REWARDS),
@@ -139,7 +152,7 @@ class VideoQAConfig:
             if getattr(self, key) not in choices:
                 self._fail(key, f"is {getattr(self, key)!r}; use one of {', '.join(choices)}")
         for key in ("max_turns", "initial_frames", "frames_per_turn", "window",
-                    "pool_max_frames", "min_pixels"):
+                    "max_new_tokens", "pool_max_frames", "min_pixels"):
             if getattr(self, key) < 1:
                 self._fail(key, f"must be >= 1, got {getattr(self, key)}")
         for key in ("n", "seed"):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vagen.data.sample import Sample, SampleError, load_samples
-from vagen.env.base import Observation, StepResult
+from vagen.env.base import ContextPolicy, Observation, StepResult
 from vagen.env.registry import register_env
 from vagen.env.video_qa import prompts
 from vagen.env.video_qa.config import ConfigError, VideoQAConfig
@@ -89,10 +89,10 @@ class VideoQAEnv:
                                        min_pixels=config.min_pixels)
         self._episode: _Episode | None = None
 
-    @property
-    def window(self) -> int:
-        """Turns the rollout keeps in the context (the env returns each turn's frames only)."""
-        return self.config.window
+    def context(self) -> ContextPolicy:
+        """The group's context policy (turns, window, tokens per turn) every player uses;
+        the env itself returns each turn's frames only."""
+        return self.config.context()
 
     def sample_for_seed(self, seed: int) -> Sample:
         return self.samples[seed % len(self.samples)]

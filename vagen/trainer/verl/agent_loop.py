@@ -7,10 +7,12 @@ chat rendering as the local trainer), frames go to the rollout server as images,
 env server is called through the sync `EnvClient` on a worker thread so the event loop keeps
 generating other trajectories meanwhile.
 
-The whole history stays in the context (no window): verl trains one row per trajectory and
-that row must be a prefix-growing sequence. Each turn's env reward is kept on the turn's
-last policy token (`VideoAgentLoopWorker` writes them into verl's `rm_scores`), so
-`grpo_turn` and `bi_level_gae` see per-turn rewards; the trajectory's sum is its score."""
+Turns and tokens per turn come from the row's env group (`ContextPolicy`, as in eval), and
+the whole history stays in the context: verl trains one row per trajectory and that row
+must be a prefix-growing sequence, so the group's window must keep every turn. Each turn's
+env reward is kept on the turn's last policy token (`VideoAgentLoopWorker` writes them
+into verl's `rm_scores`), so `grpo_turn` and `bi_level_gae` see per-turn rewards; the
+trajectory's sum is its score."""
 
 from __future__ import annotations
 
@@ -34,9 +36,9 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 from verl.utils.profiler import simple_timer
 
-from vagen.env.base import StepResult
+from vagen.env.base import ContextPolicy, StepResult
+from vagen.env.video_qa.config import VideoQAConfig
 from vagen.rollout.backends.base import SamplingParams
-from vagen.rollout.manager import RolloutConfig
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.client import EnvClient, EnvServerError
@@ -77,10 +79,6 @@ class VerlAgentConfig:
         "help": f"bearer token of the env servers (the recipes fill it from ${TOKEN_ENV_VAR} "
                 "where training starts)"})
     codec: str = field(default=DEFAULT_CODEC, metadata={"help": "wire codec for frames"})
-    max_turns: int = field(default=_default(RolloutConfig, "max_turns"), metadata={
-        "help": "policy turns at most; the env's own max_turns usually ends episodes first"})
-    max_tokens_per_turn: int = field(default=_default(SamplingParams, "max_new_tokens"),
-                                     metadata={"help": "tokens the policy may write per turn"})
     stop: list[str] = field(default_factory=lambda: list(_default(SamplingParams, "stop")),
                             metadata={"help": "a turn ends after any of these strings"})
     max_failed_share: float = field(default=0.1, metadata={
@@ -95,9 +93,6 @@ class VerlAgentConfig:
         if not self.env_servers:
             raise ValueError("vagen.agent.env_servers is empty; give the URL of at least one "
                              "`vagen server`, e.g. [http://127.0.0.1:5000]")
-        for key in ("max_turns", "max_tokens_per_turn"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"vagen.agent.{key} must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.max_failed_share <= 1.0:
             raise ValueError("vagen.agent.max_failed_share must be in [0, 1], got "
                              f"{self.max_failed_share}")
@@ -170,13 +165,14 @@ class VideoEnvAgentLoop(AgentLoopBase):
     async def _play_episode(self, episode: Episode, env_id: str, client: EnvClient,
                             sampling_params: dict[str, Any], metrics: dict[str, float]) -> Played:
         """Create, reset and play one episode; env server errors end it as failed."""
+        context = episode_context(episode)
         try:
             with simple_timer("tool_calls", metrics):
                 await asyncio.to_thread(client.create, {env_id: episode.spec})
                 obs = (await asyncio.to_thread(client.reset, {env_id: episode.seed}))[env_id]
             tokens = TrajectoryTokens(self.codec, client.system_prompt(env_id), window=None)
             tokens.add_observation(obs.text, obs.frames)
-            return await self._play(tokens, _to_pil(obs.frames), env_id, client,
+            return await self._play(tokens, _to_pil(obs.frames), env_id, client, context,
                                     sampling_params, metrics)
         except EnvServerError as err:
             raise TrajectoryFailed("env_error", str(err)) from err
@@ -189,7 +185,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
         return EnvClient(url, token=config.server_token, codec=config.codec)
 
     async def _play(self, tokens: TrajectoryTokens, first_images: list[Image.Image], env_id: str,
-                    client: EnvClient, sampling_params: dict[str, Any],
+                    client: EnvClient, context: ContextPolicy, sampling_params: dict[str, Any],
                     metrics: dict[str, float]) -> Played:
         prompt_len = len(tokens.current.input_ids)
         if prompt_len > self.prompt_length:
@@ -205,7 +201,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
         last_info: dict[str, Any] = {}
         have_logprobs = True
         request_id = uuid4().hex
-        for turn in range(1, self.agent_config.max_turns + 1):
+        for turn in range(1, context.max_turns + 1):
             ids, _ = tokens.generation_input()
             budget = self.response_length - (len(ids) - prompt_len)
             if budget < 1:
@@ -213,7 +209,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
             images += pending
             pending = []
             params = {**sampling_params, "stop": self.agent_config.stop,
-                      "max_tokens": min(self.agent_config.max_tokens_per_turn, budget)}
+                      "max_tokens": min(context.max_new_tokens, budget)}
             with simple_timer("generate_sequences", metrics):
                 output = await self.server_manager.generate(
                     request_id=request_id, prompt_ids=list(ids), sampling_params=params,
@@ -234,7 +230,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
             last_info = result.info
             if result.done:
                 break
-            if turn < self.agent_config.max_turns:
+            if turn < context.max_turns:
                 tokens.add_observation(result.obs.text, result.obs.frames)
                 pending = _to_pil(result.obs.frames)
         return self._played(tokens, prompt_len, images, turn_scores, turn_infos, last_info,
@@ -299,6 +295,24 @@ class VideoEnvAgentLoop(AgentLoopBase):
                 },
             },
         )
+
+
+def episode_context(episode: Episode) -> ContextPolicy:
+    """The context policy of the row's env group (turns, tokens per turn), from the group
+    config the row carries, as eval reads it. verl trains one prefix-growing row per
+    trajectory, so a window that drops old frames cannot be trained here."""
+    if "env" not in episode.spec:
+        raise ValueError("the row names only an env group (env_group); the agent loop plays "
+                         "by the group's max_turns, window and max_new_tokens, so write rows "
+                         "with their config: vagen data create --config env_config.yaml")
+    config = VideoQAConfig.from_dict(episode.spec["config"])
+    context = config.context()
+    if context.window is not None:
+        raise ValueError(f"env group '{config.name}': window {config.window} < max_turns "
+                         f"{config.max_turns} drops old frames, but verl trains every turn in "
+                         f"one sequence; set window: {config.max_turns} so eval sees the "
+                         "context training saw")
+    return context
 
 
 class VideoAgentLoopWorker(AgentLoopWorker):

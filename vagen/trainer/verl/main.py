@@ -34,6 +34,7 @@ from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import SamplingParams
 from vagen.trainer.advantages import AdvantageConfig
 from vagen.trainer.losses import PolicyLossConfig
+from vagen.trainer.verl.budget import fit_to_env_groups
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAMES = ("video_ppo", "video_grpo")
@@ -51,8 +52,10 @@ def generated_defaults() -> dict[str, Any]:
 
     advantage, loss, sampling = AdvantageConfig(), PolicyLossConfig(), SamplingParams()
     return {
+        # env_config: the env groups the rows were made from (run_7B.sh passes ENV_CONFIG);
+        # the image limit and the length checks are computed from it (budget.py).
         "vagen": {"agent": VerlAgentConfig().to_dict(), "rewards": "env",
-                  "shaping": asdict(ShapingConfig())},
+                  "shaping": asdict(ShapingConfig()), "env_config": None},
         "algorithm": {"gamma": advantage.gamma, "lam": advantage.lam,
                       "norm_adv_by_std_in_grpo": advantage.norm_by_std,
                       "high_level_gamma": advantage.high_level_gamma},
@@ -211,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
             auto_set_device(config)
         with contextlib.redirect_stdout(sys.stderr):  # verl's checks print; stdout: config
             check_config(config, load_model)
+        if config.vagen.env_config:
+            fit_to_env_groups(config)
+        elif not args.dry_run:
+            raise ValueError("vagen.env_config is not set: give the env config the rows were "
+                             "made from (run_7B.sh passes ENV_CONFIG); the image limit and the "
+                             "length checks come from its groups")
         missing = missing_gpu_packages(config)
         if missing:
             message = (f"{', '.join(missing)} not installed here; the training workers need "
