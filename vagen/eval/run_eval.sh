@@ -10,8 +10,9 @@
 # model.
 #
 # Options (anything else goes to `vagen eval`, e.g. --mode single --frames 16 --groups g1,g2):
-#   --model DIR      checkpoint folder (default on cpu: the quick start's final model, else
-#                    the tiny test model, built offline)
+#   --model DIR      checkpoint folder: a Hugging Face one, or verl's global_step_N (merged
+#                    once with verl's model merger into global_step_N/actor/huggingface_merged)
+#                    (default on cpu: the quick start's final model, else the tiny test model)
 #   --data FILE      env parquet or samples file (default: the synthetic test split, written
 #                    to OUT/data by `vagen data create` from --config)
 #   --config FILE    env config for the default data (default: ./env_config.yaml, else the
@@ -76,6 +77,8 @@ if [ -z "$MODEL" ]; then
   fi
 fi
 mkdir -p "$OUT"
+# A verl checkpoint becomes its merged Hugging Face folder; any other folder stays as given.
+MODEL=$("$PY" -m vagen.trainer.verl.merge "$MODEL")
 
 if [ -z "$DATA" ]; then
   if [ -z "$CONFIG" ]; then
