@@ -166,3 +166,26 @@ def test_an_over_long_first_observation_drops_its_trajectory(model_dir, env_serv
     out = worker_output(config, processor, [env_row(0), env_row(1)])
     assert out.non_tensor_batch[FAILED].tolist() == ["prompt_too_long"] * 2
     assert int(out.batch["response_mask"].sum()) == 0
+
+
+def test_frames_travel_as_frames_and_arrive_as_the_processors_pixel_values(batch_out,
+                                                                           processor):
+    """A row's pixel_values pickle (as Ray ships them) as its uint8 frames, >= 4x fewer bytes,
+    and unpickle into the image processor's pixel_values."""
+    import pickle
+
+    from vagen.trainer.verl.frames import FramePixels
+
+    for inputs in batch_out.non_tensor_batch["multi_modal_inputs"]:
+        pixels = inputs["pixel_values"]
+        assert isinstance(pixels, FramePixels)
+        plain = {**inputs, "pixel_values": torch.Tensor(pixels.clone())}
+        assert len(pickle.dumps(plain)) >= 4 * len(pickle.dumps(inputs))
+        arrived = pickle.loads(pickle.dumps(inputs))["pixel_values"]
+        from PIL import Image
+
+        expected = processor.image_processor(
+            images=[Image.fromarray(f) for f in pixels._frames], return_tensors="pt")
+        torch.testing.assert_close(torch.Tensor(arrived.clone()), expected["pixel_values"],
+                                   atol=1e-6, rtol=0)
+        assert type(arrived * 1) is torch.Tensor  # the model sees a plain tensor

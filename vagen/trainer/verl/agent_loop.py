@@ -43,6 +43,7 @@ from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.client import EnvClient, EnvServerError
 from vagen.server.wire import DEFAULT_CODEC
+from vagen.trainer.verl.frames import PatchSpec, frames_for_transport
 from vagen.trainer.verl.rows import Episode
 from vagen.trainer.verl.shaping import TURN_INFOS, turn_info
 
@@ -317,10 +318,17 @@ def episode_context(episode: Episode) -> ContextPolicy:
 
 class VideoAgentLoopWorker(AgentLoopWorker):
     """verl's agent loop worker, except that each trajectory's rewards stay on the turns that
-    earned them: verl puts a trajectory's score on its last token only."""
+    earned them (verl puts a trajectory's score on its last token only), and its
+    `pixel_values` travel on through Ray as uint8 frames (`frames.FramePixels`)."""
 
     def _postprocess(self, inputs: list, input_non_tensor_batch: dict | None = None,
                      validate: bool = False):
+        spec = PatchSpec.of(self.processor.image_processor) if self.processor else None
+        for item in inputs:
+            images = (item.multi_modal_data or {}).get("images")
+            if spec is not None and item.multi_modal_inputs and images:
+                item.multi_modal_inputs = frames_for_transport(item.multi_modal_inputs, images,
+                                                               spec)
         output = super()._postprocess(inputs, input_non_tensor_batch, validate)
         token_rewards = output.non_tensor_batch.pop(TOKEN_REWARDS, None)
         if token_rewards is not None and "rm_scores" in output.batch.keys():
