@@ -4,6 +4,8 @@ server (waitress on 127.0.0.1), in both modes, resumed, and sharded over worker 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +153,52 @@ def test_bad_flags_are_rejected_before_anything_runs(tmp_path, model_path, sampl
     assert code == 2
     assert "--backend vllm runs on GPUs only" in capsys.readouterr().err
     assert not out.exists()
+
+
+def broken_samples(samples_path: Path, tmp_path: Path) -> Path:
+    """The 3 good samples plus 5 whose videos cannot be played: missing, 0-byte, truncated,
+    a text file, a directory named .mp4 (absolute paths into tmp_path)."""
+    from vagen.data import save_samples
+
+    good = [replace(s, videos=[str(samples_path.parent / v) for v in s.videos])
+            for s in load_samples(samples_path)]
+    first = Path(good[0].videos[0])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "truncated.mp4").write_bytes(first.read_bytes()[:600])
+    (bad / "text.mp4").write_text("not a video\n")
+    (bad / "folder.mp4").mkdir()
+    broken = [replace(good[0], id=f"broken-{name}", videos=[str(bad / f"{name}.mp4")])
+              for name in ("missing", "empty", "truncated", "text", "folder")]
+    return save_samples([*good, *broken], tmp_path / "mixed.jsonl")
+
+
+def test_broken_videos_are_failed_episodes_and_the_run_finishes(model_path, samples_path,
+                                                                tmp_path, capsys):
+    mixed = broken_samples(samples_path, tmp_path)
+    out = tmp_path / "mixed-run"
+    args = ["--model", str(model_path), "--data", str(mixed), "--out", str(out),
+            "--set", *SETTINGS, "--batch-size", "4", "--cpu-threads", "1"]
+    # 5 of 8 failing is more than the default 5%: everything is written, then rc 2 says so
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "5 of 8 episodes failed" in err and "broken-folder" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 3
+    assert summary["failed_episodes"]["n"] == 5
+    assert summary["failed_episodes"]["by_reason"] == {
+        "empty video": 1, "missing video": 2, "undecodable video": 2}
+    results = read_results(out / "results.jsonl")
+    assert {r["sample_id"] for r in results if r.get("failed")} == {
+        f"broken-{name}" for name in ("missing", "empty", "truncated", "text", "folder")}
+    assert all(r["error"].startswith("http://127.0.0.1") for r in results if r.get("failed"))
+    assert "Failed episodes" in (out / "summary.md").read_text()
+    # a rerun does not play them again (and now accepts the share) ...
+    assert main([*args, "--max-failed-share", "1"]) == 0
+    assert len(read_results(out / "results.jsonl")) == 8
+    # ... unless asked to: they fail again, each recorded once more
+    assert main([*args, "--max-failed-share", "1", "--retry-failed"]) == 0
+    assert len(read_results(out / "results.jsonl")) == 13
+    again = json.loads((out / "summary.json").read_text())
+    assert again["overall"] == summary["overall"] and again["failed_episodes"]["n"] == 5

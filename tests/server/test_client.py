@@ -201,6 +201,25 @@ def test_a_killed_server_fails_its_envs_with_its_url_and_never_fails_over(
         process.wait(timeout=10)
 
 
+def test_the_error_that_stopped_a_block_is_the_one_raised(tmp_path, video_path):
+    """Leaving a `with EnvClient` block on an error whose server died: that error comes out,
+    the failed cleanup (/v1/close) only as a note on it."""
+    process, doomed = start_server_process(tmp_path, video_path)
+    try:
+        with pytest.raises(EnvServerError) as err:
+            with EnvClient(doomed, retries=0) as client:
+                client.create({"a": FRAMES})
+                client.reset({"a": 0})
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+                client.step({"a": "<more/>"})
+        assert str(err.value).startswith(f"{doomed}/v1/step")
+        assert any("/v1/close" in note for note in getattr(err.value, "__notes__", [""]))
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def test_the_client_carries_the_token(serve):
     server = serve(token="s3cret")
     with EnvClient(server.url, token="s3cret") as client:

@@ -157,3 +157,30 @@ def test_frames_come_from_the_real_video(service):
     assert obs.frames[0].shape == (48, 64, 3)
     # frame 1 was drawn as (20, 235, 128); H.264 keeps it within a few levels
     assert np.abs(first.mean(axis=(0, 1)) - [20, 235, 128]).max() < 6
+
+
+def test_a_step_after_the_end_is_the_callers_mistake(service):
+    """409 (not a 500 with a logged traceback): the episode is over, nothing was applied."""
+    _values(service.create([("q", EnvSpec(group="qa-single"))]))
+    _values(service.reset([("q", 0)]))
+    (done,) = _values(service.step([("q", "<answer>A</answer>", 0)]))
+    assert done.done
+    (again,) = service.step([("q", "<answer>A</answer>", 1)])
+    assert (again.status, again.field) == (409, "step") and "episode is over" in again.error
+
+
+def test_a_video_that_cannot_be_read_is_a_data_error(service, synthetic_samples, tmp_path):
+    """422 with field data for a missing or undecodable video: the sample's fault."""
+    from dataclasses import replace
+
+    from vagen.data import load_samples, save_samples
+
+    (tmp_path / "text.mp4").write_text("not a video")
+    sample = load_samples(synthetic_samples)[0]
+    broken = [replace(sample, id="gone", videos=[str(tmp_path / "gone.mp4")]),
+              replace(sample, id="text", videos=[str(tmp_path / "text.mp4")])]
+    data = str(save_samples(broken, tmp_path / "broken.jsonl"))
+    spec = EnvSpec(group="qa-single", config={"data": data})
+    _values(service.create([("a", spec), ("b", spec)]))
+    for slot in service.reset([("a", 0), ("b", 1)]):
+        assert (slot.status, slot.field) == (422, "data") and "VideoError" in slot.error

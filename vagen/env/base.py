@@ -15,6 +15,11 @@ IMAGE_PLACEHOLDER = "<image>"
 REQUIRED_INFO_KEYS = ("valid_action", "turn", "frames_seen", "answer", "correct")
 
 
+class EpisodeStateError(RuntimeError):
+    """A call that does not fit the episode's state (a step before reset or after the
+    end): the caller's mistake, not the env's."""
+
+
 @dataclass(frozen=True)
 class ContextPolicy:
     """What a policy sees and may write in an episode of one env group: the local trainer,

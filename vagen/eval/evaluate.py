@@ -101,6 +101,11 @@ class EvalConfig:
         "help": "env server URL (default: start one in this process)"})
     env_workers: int = field(default=4, metadata={
         "help": "threads stepping envs in the in-process server"})
+    max_failed_share: float = field(default=0.05, metadata={
+        "help": "share of episodes that may fail (a video or row the env cannot play: "
+                "recorded as failed, left out of accuracy) before the run exits non-zero"})
+    retry_failed: bool = field(default=False, metadata={
+        "help": "play again the episodes a previous run in OUT recorded as failed"})
 
     def __post_init__(self) -> None:
         for key in ("gpus", "batch_size", "env_workers"):
@@ -134,17 +139,27 @@ def run(config: EvalConfig) -> dict[str, Any]:
     out = Path(config.out)
     check_run(out, config.identity())
     results_path = out / RESULTS_FILE
-    done = {r["id"] for r in read_results(results_path)}
+    done = {r["id"] for r in read_results(results_path)
+            if not (config.retry_failed and r.get("failed"))}
     pending = [row for row in rows if row.id not in done]
     if pending:
         _play_pending(config, pending, results_path, len(rows))
     wanted = {row.id for row in rows}
     results: dict[str, dict[str, Any]] = {}
-    for result in read_results(results_path):
-        if result["id"] in wanted:
-            results.setdefault(result["id"], result)
+    for result in read_results(results_path):  # a retried episode's later line wins
+        if result["id"] in wanted and (result["id"] not in results
+                                       or results[result["id"]].get("failed")):
+            results[result["id"]] = result
     summary = summarize(results.values())
     write_report(out, summary, config.identity())
+    failed = summary["failed_episodes"]
+    if failed["n"] > config.max_failed_share * len(rows):
+        raise EvalError(f"{failed['n']} of {len(rows)} episodes failed ("
+                        + ", ".join(f"{k}: {n}" for k, n in failed["by_reason"].items())
+                        + f"), more than --max-failed-share {config.max_failed_share}: samples "
+                        + ", ".join(failed["samples"][:20])
+                        + f"; results and summary are in {out} (--retry-failed plays them "
+                          "again)")
     return summary
 
 
@@ -194,9 +209,35 @@ def play_rows(rows: list[EvalRow], policy: Any, codec: Any, client: Any, config:
         # turns, window and tokens per turn: the group's, as in training
         rollout = RolloutConfig.from_context(VideoQAConfig.from_dict(group).context(), sampling)
         manager = RolloutManager(policy, codec, client, rollout)
-        trajectories = manager.run(slots.take(group, len(batch)), [row.seed for row in batch])
-        for row, trajectory in zip(batch, trajectories, strict=True):
-            emit(episode_result(row, trajectory, lookup))
+        play_batch(manager, slots, batch, lookup, emit)
+
+
+def play_batch(manager: Any, slots: EnvSlots, batch: list[EvalRow], lookup: SampleLookup,
+               emit: Emit) -> None:
+    """Play one batch; an episode its env server answered with an error (a video or row it
+    cannot play) is emitted as failed and the rest of the batch is played again. A server
+    that does not answer at all stops the run (it resumes where it stopped)."""
+    from vagen.server.client import EnvServerError
+
+    env_ids = slots.take(batch[0].config, len(batch))
+    try:
+        trajectories = manager.run(env_ids, [row.seed for row in batch])
+    except EnvServerError as err:
+        failed = {env_id: answer for env_id, answer in err.failures.items()
+                  if answer[0] is not None and env_id in env_ids}
+        if not failed:
+            raise
+        rest = []
+        for env_id, row in zip(env_ids, batch, strict=True):
+            if env_id in failed:
+                emit(failed_result(row, lookup, failed[env_id][1]))
+            else:
+                rest.append(row)
+        if rest:
+            play_batch(manager, slots, rest, lookup, emit)
+        return
+    for row, trajectory in zip(batch, trajectories, strict=True):
+        emit(episode_result(row, trajectory, lookup))
 
 
 def batches(rows: list[EvalRow], size: int) -> Iterator[list[EvalRow]]:
@@ -254,6 +295,34 @@ def episode_result(row: EvalRow, trajectory: Any, lookup: SampleLookup) -> dict[
             "responses": responses}
 
 
+# What a failed episode's error says -> its reason in the summary (first match).
+FAILURE_REASONS = (("no such video file", "missing video"), ("empty file", "empty video"),
+                   ("cannot decode", "undecodable video"), ("no video stream",
+                                                            "undecodable video"),
+                   ("no decodable video frames", "undecodable video"),
+                   ("SampleError", "bad sample"))
+
+
+def failure_reason(message: str) -> str:
+    """A short reason for a failed episode's error message."""
+    for phrase, reason in FAILURE_REASONS:
+        if phrase in message:
+            return reason
+    return "env error"
+
+
+def failed_result(row: EvalRow, lookup: SampleLookup, message: str) -> dict[str, Any]:
+    """The results.jsonl line of an episode its env could not play."""
+    try:
+        sample = lookup.sample(row)
+    except (RowsError, ValueError, OSError):  # the row itself may be what is broken
+        sample = None
+    return {"id": row.id, "group": row.group, "seed": row.seed,
+            "sample_id": sample.id if sample else None,
+            "source": sample.source if sample else None,
+            "failed": failure_reason(message), "error": message, "correct": False}
+
+
 @contextmanager
 def env_server(url: str, workers: int) -> Iterator[str]:
     """The server at `url`, checked to answer; or, without a URL, a real HTTP env server on a
@@ -284,12 +353,16 @@ def _progress(total: int, done: int) -> Iterator[Emit]:
     """A tqdm bar over episodes with the running accuracy of this run's episodes."""
     from tqdm import tqdm
 
-    seen = {"n": 0, "correct": 0}
+    seen = {"n": 0, "correct": 0, "failed": 0}
     with tqdm(total=total, initial=done, desc="eval", unit="episode") as bar:
         def update(result: dict[str, Any]) -> None:
-            seen["n"] += 1
-            seen["correct"] += bool(result["correct"])
-            bar.set_postfix(acc=f"{seen['correct'] / seen['n']:.3f}", refresh=False)
+            if result.get("failed"):
+                seen["failed"] += 1
+            else:
+                seen["n"] += 1
+                seen["correct"] += bool(result["correct"])
+            bar.set_postfix(acc=f"{seen['correct'] / max(seen['n'], 1):.3f}",
+                            failed=seen["failed"], refresh=False)
             bar.update(1)
 
         yield update
@@ -303,6 +376,10 @@ def _parser() -> argparse.ArgumentParser:
     types = {"str": str, "int": int, "float": float, "int | None": int, "list[str]": str}
     for f in fields(EvalConfig):
         meta = f.metadata
+        if f.type == "bool":
+            parser.add_argument("--" + f.name.replace("_", "-"), action="store_true",
+                                help=meta["help"])
+            continue
         many = f.type == "list[str]"
         default = [] if many else f.default
         shown = f" (default: {default})" if default not in (None, "", []) else ""

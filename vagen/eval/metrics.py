@@ -14,6 +14,7 @@ invalid-action rate is invalid turns over all turns, so long episodes weigh more
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -95,11 +96,16 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """`overall` plus `by_group` (env group: protocol or baseline), `by_source` (benchmark),
-    `by_category` ("source/category") and `by_duration` (bucket order). Results are taken in
-    id order, so the summary does not depend on the order they were written in (a resumed
-    run gives the same numbers)."""
+    `by_category` ("source/category") and `by_duration` (bucket order), over the episodes
+    that played; `failed_episodes` counts the others (n, by reason, their samples). Results
+    are taken in id order, so the summary does not depend on the order they were written in
+    (a resumed run gives the same numbers)."""
     ordered = sorted(results, key=lambda r: r["id"])
-    summary: dict[str, Any] = {"overall": aggregate(ordered)}
+    failed = [r for r in ordered if r.get("failed")]
+    ordered = [r for r in ordered if not r.get("failed")]
+    summary: dict[str, Any] = {"overall": aggregate(ordered), "failed_episodes": {
+        "n": len(failed), "by_reason": dict(sorted(Counter(r["failed"] for r in failed).items())),
+        "samples": [r["sample_id"] or r["id"] for r in failed]}}
     for key, name in BREAKDOWNS.items():
         groups: dict[str, list[Mapping[str, Any]]] = {}
         for result in ordered:

@@ -49,6 +49,12 @@ def markdown(summary: Mapping[str, Any], run: Mapping[str, Any] | None = None) -
     for title, name in BREAKDOWNS.items():
         if summary.get(name):
             lines += ["", f"## By {title}", "", *table(summary[name], title)]
+    failed = summary.get("failed_episodes") or {}
+    if failed.get("n"):
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in failed["by_reason"].items())
+        lines += ["", "## Failed episodes", "",
+                  f"{failed['n']} episodes could not be played and are left out of the tables "
+                  f"above ({reasons}); results.jsonl holds each error."]
     return "\n".join(lines) + "\n"
 
 

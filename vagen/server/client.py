@@ -37,15 +37,18 @@ RETRY_ERRORS = (requests.ConnectionError, requests.Timeout,
 
 class EnvServerError(RuntimeError):
     """A call failed; the message names the server URL and the env ids. `partial` holds the
-    results of the batch's envs that did succeed (steps that were applied)."""
+    results of the batch's envs that did succeed (steps that were applied); `failures` the
+    failed envs' `(status, message)` by env id."""
 
     def __init__(self, message: str, url: str, env_ids: Sequence[str],
-                 status: int | None = None, partial: dict[str, Any] | None = None):
+                 status: int | None = None, partial: dict[str, Any] | None = None,
+                 failures: dict[str, tuple[int | None, str]] | None = None):
         super().__init__(message)
         self.url = url
         self.env_ids = list(env_ids)
         self.status = status
         self.partial = partial or {}
+        self.failures = failures or {env_id: (status, message) for env_id in self.env_ids}
 
 
 class EnvClient:
@@ -81,9 +84,17 @@ class EnvClient:
     def __enter__(self) -> EnvClient:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        """Close this client's envs. When the block is leaving with an error, that error is
+        the one raised: a failing close (the server is likely what failed) is added to it as
+        a note, never raised in its place."""
         try:
             self.close(list(self._server_of))
+        except EnvServerError as cleanup:
+            if exc is None:
+                raise
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"(closing the envs afterwards failed too: {cleanup})")
         finally:
             self.shutdown()
 
@@ -202,7 +213,8 @@ class EnvClient:
         if failures:
             url, _, _, status = failures[0]
             raise EnvServerError("; ".join(dict.fromkeys(f[2] for f in failures)), url,
-                                 [f[1] for f in failures], status, partial=answers)
+                                 [f[1] for f in failures], status, partial=answers,
+                                 failures={f[1]: (f[3], f[2]) for f in failures})
         return answers
 
     def _request_or_error(self, method: str, url: str, path: str, body: Any,

@@ -14,12 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from vagen.env.base import Env, StepResult
+from vagen.data.sample import SampleError
+from vagen.env.base import Env, EpisodeStateError, StepResult
 from vagen.env.registry import make_env
+from vagen.video.decode import VideoError
 
 log = logging.getLogger(__name__)
 # What building an env from a wrong name, config or data path raises.
 CONFIG_ERRORS = (KeyError, ValueError, TypeError, FileNotFoundError)
+# What playing a sample whose video or row is broken raises (HTTP 422, field "data").
+DATA_ERRORS = (VideoError, SampleError)
 
 
 class RequestError(ValueError):
@@ -260,6 +264,11 @@ def _slot(fn: Callable[..., Slot], env_id: str, *args: Any) -> Slot:
         return fn(env_id, *args)
     except SlotError as err:
         return Slot(env_id, error=str(err), status=err.status, field=err.field)
+    except EpisodeStateError as err:  # e.g. a step after the episode ended
+        return Slot(env_id, error=f"{type(err).__name__}: {err}", status=409, field="step")
+    except DATA_ERRORS as err:  # the sample's video or row cannot be read: the data's fault
+        log.warning("env '%s': %s: %s", env_id, fn.__name__.strip("_"), err)
+        return Slot(env_id, error=f"{type(err).__name__}: {err}", status=422, field="data")
     except Exception as err:
         log.exception("env '%s': %s failed", env_id, fn.__name__.strip("_"))
         return Slot(env_id, error=f"{type(err).__name__}: {err}", status=500)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vagen.data.sample import Sample, SampleError, load_samples
-from vagen.env.base import ContextPolicy, Observation, StepResult
+from vagen.env.base import ContextPolicy, EpisodeStateError, Observation, StepResult
 from vagen.env.registry import register_env
 from vagen.env.video_qa import prompts
 from vagen.env.video_qa.config import ConfigError, VideoQAConfig
@@ -217,9 +217,10 @@ class VideoQAEnv:
 
     def _active_episode(self) -> _Episode:
         if self._episode is None:
-            raise RuntimeError("no episode: call reset(seed) first (after close, reset again)")
+            raise EpisodeStateError("no episode: call reset(seed) first (after close, reset "
+                                    "again)")
         if self._episode.done:
-            raise RuntimeError("the episode is over; call reset(seed) for a new one")
+            raise EpisodeStateError("the episode is over; call reset(seed) for a new one")
         return self._episode
 
     def _frame_lines(self, frames: list[ShownFrame]) -> list[str]:
