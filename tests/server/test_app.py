@@ -209,6 +209,16 @@ def test_main_refuses_a_public_host_without_a_token(capsys, monkeypatch):
     assert "--host 0.0.0.0 exposes the server" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [["--host", "0.0.0.0", "--token", "t"],
+                                  ["--host", "127.0.0.1", "--token", "t"]])
+def test_debug_is_refused_off_loopback_and_with_a_token(args, capsys, monkeypatch):
+    monkeypatch.delenv("VAGEN_SERVER_TOKEN", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--debug", "--port", "0"])
+    assert exit_.value.code == 2
+    assert "--debug serves Flask's debugger" in capsys.readouterr().err
+
+
 def test_vagen_server_command_serves_until_terminated(tmp_path, video_path):
     process, url = start_server_process(tmp_path, video_path, "--workers", "1")
     try:

@@ -316,11 +316,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP threads (default: workers + 4)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV_VAR),
                         help=f"bearer token every request must carry (or ${TOKEN_ENV_VAR})")
-    parser.add_argument("--debug", action="store_true", help="Flask's debug server instead")
+    parser.add_argument("--debug", action="store_true",
+                        help="Flask's debug server instead (loopback only, without --token: "
+                             "its debugger runs code for anyone who reaches it)")
     args = parser.parse_args(argv)
     if args.host not in LOCAL_HOSTS and not args.token:
         parser.error(f"--host {args.host} exposes the server beyond this machine; "
                      f"give --token (or set ${TOKEN_ENV_VAR}) so that requests must carry it")
+    if args.debug and (args.host not in LOCAL_HOSTS or args.token):
+        parser.error("--debug serves Flask's debugger, which runs code and ignores --token: "
+                     "use it on a loopback --host without --token only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     service = EnvService(load_env_groups(args.config) if args.config else None, args.workers)
     app = create_app(service, args.token)

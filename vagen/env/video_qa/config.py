@@ -19,14 +19,26 @@ ORACLE_ANSWERS = ("letter", "text")
 ORACLE_UNSEEN = ("truth", "guess", "skip")
 
 
+# The most bytes one video's frame pool may hold (pool_max_frames x max_pixels x 3).
+POOL_BYTES_MOST = 2 * 2**30
+
+
 class ConfigError(ValueError):
     """An env config value that cannot work; the message names the key."""
 
 
-def _help(default: Any, text: str, **kw: Any) -> Any:
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _help(default: Any, text: str, most: float | None = None, **kw: Any) -> Any:
+    """A field with its help text; `most` bounds a size-like key (checked, and said in the
+    help), so no config - YAML, CLI or one sent over HTTP - can ask for unbounded memory."""
+    metadata = {"help": text if most is None else f"{text}; at most {_number(most)}",
+                "most": most}
     if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata={"help": text}, **kw)
-    return field(default=default, metadata={"help": text}, **kw)
+        return field(default_factory=lambda: dict(default), metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
 
 
 @dataclass
@@ -44,19 +56,23 @@ class VideoQAConfig:
                                 "that carry extra.split only play in their own split")
     n: int = _help(64, "episodes (dataset rows) of this group; seeds seed .. seed+n-1")
     seed: int = _help(0, "first seed; reset(seed) plays sample seed % len(samples)")
-    max_turns: int = _help(3, "turns per episode, the answer turn included")
-    initial_frames: int = _help(16, "uniform frames shown at reset (split across videos)")
-    frames_per_turn: int = _help(8, "most frames one request returns (split across videos)")
+    max_turns: int = _help(3, "turns per episode, the answer turn included", most=64)
+    initial_frames: int = _help(16, "uniform frames shown at reset (split across videos)",
+                                most=512)
+    frames_per_turn: int = _help(8, "most frames one request returns (split across videos)",
+                                 most=512)
     window: int = _help(2, "user turns whose frames stay in the context (retrieve protocol; "
                            ">= max_turns keeps them all, which verl's trainer needs); the local "
                            "trainer, verl's agent loop and eval all read it")
     max_new_tokens: int = _help(512, "tokens the policy may write per turn (Video-MTR: 512); "
-                                     "training and evaluation both read it")
+                                     "training and evaluation both read it", most=32768)
     retrieve_units: str = _help("index", "what <retrieve>s,e</retrieve> numbers are: index "
                                          "(pool frame indices, as Video-MTR) | seconds")
-    pool_fps: float = _help(1.0, "frame pool rate (frames per second of video)")
-    pool_max_frames: int = _help(64, "most frames in a video's pool")
-    max_pixels: int = _help(448 * 448, "largest frame area after resizing (qwen-vl-utils)")
+    pool_fps: float = _help(1.0, "frame pool rate (frames per second of video)", most=30)
+    pool_max_frames: int = _help(64, "most frames in a video's pool", most=1024)
+    max_pixels: int = _help(448 * 448, "largest frame area after resizing (qwen-vl-utils; "
+                                       "28 x 28 x 1280 is Qwen2.5-VL's own largest)",
+                            most=28 * 28 * 1280)
     min_pixels: int = _help(28 * 28, "smallest frame area after resizing")
     format_penalty: float = _help(-0.1, "reward of a malformed action turn "
                                         "(invalid_reward: penalty)")
@@ -158,6 +174,16 @@ class VideoQAConfig:
         for key in ("n", "seed"):
             if getattr(self, key) < 0:
                 self._fail(key, f"must be >= 0, got {getattr(self, key)}")
+        for f in fields(self):
+            most = f.metadata.get("most")
+            if most is not None and getattr(self, f.name) > most:
+                self._fail(f.name, f"is {getattr(self, f.name)}, more than its bound "
+                                   f"{_number(most)} (a size that would hold too much memory)")
+        pool_bytes = self.pool_max_frames * self.max_pixels * 3
+        if pool_bytes > POOL_BYTES_MOST:
+            self._fail("pool_max_frames", f"x max_pixels x 3 bytes is {pool_bytes / 2**30:.1f} "
+                                          f"GiB a video pool, more than "
+                                          f"{POOL_BYTES_MOST / 2**30:.0f} GiB; lower either")
         if not 0.0 <= self.oracle_miss <= 1.0:
             self._fail("oracle_miss", f"must be in [0, 1], got {self.oracle_miss}")
         if self.pool_fps <= 0:
