@@ -100,6 +100,13 @@ BAD_REQUESTS = [
      "envs[0].config"),
     ("/v1/close", {"envs": [{"env_id": "a"}, {"env_id": "a"}]}, 400, "envs[1].env_id"),
     ("/v1/nothing", {}, 404, None),
+    ("/v1/reset", b"[" * 100_000, 400, "body"),
+    ("/v1/reset", {"envs": [{"env_id": "a", "seed": 0, "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+        ]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}, 400, "body.envs[0].x" + "[0]" * 30),
+    ("/v1/step", b'{"envs": [{"env_id": "a", "action": "\\udfff", "step": 0}]}', 400,
+     "body.envs[0].action"),
+    ("/v1/envs", b'{"envs": [{"env_id": "\\udfff", "group": "frames"}]}', 400,
+     "body.envs[0].env_id"),
 ]
 
 
@@ -110,6 +117,15 @@ def test_bad_requests_get_json_errors_naming_the_field(server, path, body, statu
     assert response.status_code == status
     error = response.json()
     assert error["field"] == field and isinstance(error["error"], str) and error["error"]
+
+
+def test_a_refused_surrogate_applied_nothing(server):
+    """The lone surrogate is refused before the step runs: the env is still at step 0."""
+    answer(post(server.url, "/v1/envs", {"envs": [{"env_id": "a", "group": "frames"}]}))
+    answer(post(server.url, "/v1/reset", {"envs": [{"env_id": "a", "seed": 0}]}))
+    bad = b'{"envs": [{"env_id": "a", "action": "<more/>\\udfff", "step": 0}]}'
+    assert post(server.url, "/v1/step", bad).status_code == 400
+    assert server.service._envs["a"].steps == 0
 
 
 def test_oversized_bodies_and_wrong_methods_get_json_errors(groups):

@@ -46,6 +46,8 @@ from vagen.video.pool import pool_cache_stats
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_ENV_VAR = "VAGEN_SERVER_TOKEN"
+# Deepest nesting a request body may have (a real one nests 4 levels).
+MAX_BODY_DEPTH = 32
 
 
 @dataclass
@@ -202,9 +204,44 @@ def _body() -> dict[str, Any]:
         body = json.loads(request.get_data(cache=False))
     except (ValueError, UnicodeDecodeError) as err:
         raise RequestError(f"body is not valid JSON: {err}", "body") from err
+    except RecursionError:
+        raise RequestError(f"body nests deeper than {MAX_BODY_DEPTH} levels", "body") from None
     if not isinstance(body, dict):
         raise RequestError(f"body must be a JSON object, got {_kind(body)}", "body")
+    _check_text(body)
     return body
+
+
+def _check_text(body: Any) -> None:
+    """Before anything is applied: every string is valid UTF-8 text (JSON's \\u escapes
+    can spell lone surrogates, which no reply could echo) and nothing nests deeper than
+    MAX_BODY_DEPTH. Walks without recursion."""
+    stack: list[tuple[Any, str, int]] = [(body, "body", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_BODY_DEPTH:
+            raise RequestError(f"{where}: nests deeper than {MAX_BODY_DEPTH} levels", where)
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RequestError(f"{where}: not valid text (a lone surrogate)",
+                                   where) from None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, where, depth + 1))
+                stack.append((item, f"{where}.{key}" if _printable(key) else where,
+                              depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _printable(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return len(key) <= 64
 
 
 def _answer(slots: list[Slot], codec: Codec,
