@@ -71,6 +71,21 @@ def test_nextqa_maps_video_ids_to_folders_and_answer_index_to_letter(tmp_path):
     assert samples[2].videos == [str(tmp_path / "0002/1000000002.mp4")]
 
 
+def test_nextqa_durations_come_from_the_videos_when_they_are_there(tmp_path, capsys):
+    """NExT-QA's CSV has none: a readable video gives its duration (probed once for its two
+    questions), a placeholder gives none, and the CLI says how many still lack one."""
+    from vagen.data.convert import main
+    from vagen.testing import make_test_video
+
+    make_test_video(tmp_path / "0002/1000000002.mp4", duration_s=5.0, fps=4.0, size=(32, 32))
+    _touch(tmp_path, "0001/1000000001.mp4")  # 0 bytes: unreadable
+    samples = _convert("nextqa", FIXTURES / "nextqa/val.csv", tmp_path).samples
+    assert [s.duration_s for s in samples] == [None, pytest.approx(5.0), pytest.approx(5.0)]
+    assert main(["--from", "nextqa", str(FIXTURES / "nextqa/val.csv"),
+                 str(tmp_path / "out.jsonl"), "--video-root", str(tmp_path)]) == 0
+    assert "1 samples have no duration_s" in capsys.readouterr().out
+
+
 def test_nextqa_default_video_root_is_the_csv_folder():
     result = convert("nextqa", FIXTURES / "nextqa/val.csv", ConvertOptions(check_videos=False))
     assert result.samples[0].videos == [str(FIXTURES / "nextqa/0001/1000000001.mp4")]

@@ -99,6 +99,25 @@ class Conversion:
     samples: list[Sample]
     skipped: Counter[str] = field(default_factory=Counter)
     unanswered: int = 0  # kept samples whose answer is not public (answer "")
+    no_duration: int = 0  # kept samples whose duration neither annotation nor video gave
+
+
+def fill_duration(sample: Sample, probed: dict[str, float | None]) -> None:
+    """Set a sample's missing `duration_s` from its videos (probed once per path), when all
+    of them are there and readable (NExT-QA's CSV, for one, has no durations)."""
+    from vagen.video.decode import VideoError, probe_video
+
+    if sample.duration_s is not None:
+        return
+    for video in sample.videos:
+        if video not in probed:
+            try:
+                probed[video] = probe_video(video).duration_s if Path(video).is_file() else None
+            except VideoError:
+                probed[video] = None
+    durations = [probed[video] for video in sample.videos]
+    if durations and all(d is not None for d in durations):
+        sample.duration_s = float(sum(durations))
 
 
 def convert(fmt: str, path: str | Path, options: ConvertOptions | None = None) -> Conversion:
@@ -111,6 +130,7 @@ def convert(fmt: str, path: str | Path, options: ConvertOptions | None = None) -
     video_root = Path(options.video_root or (path if path.is_dir() else path.parent))
     result = Conversion(samples=[])
     first_seen: dict[str, str] = {}
+    probed: dict[str, float | None] = {}
     for where, row in tqdm(converter.load(path), desc=f"convert {fmt}", unit="row"):
         try:
             sample = converter.to_sample(row, video_root)
@@ -135,6 +155,8 @@ def convert(fmt: str, path: str | Path, options: ConvertOptions | None = None) -
                               f"{first_seen[sample.id]}; ids must be unique")
         first_seen[sample.id] = where
         sample.source = options.source or sample.source
+        fill_duration(sample, probed)
+        result.no_duration += sample.duration_s is None
         result.unanswered += not sample.answer
         result.samples.append(sample)
     return result
@@ -178,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     if result.unanswered:
         print(f"{result.unanswered} samples have no public answer (answer ''); "
               "--answered-only drops them")
+    if result.no_duration:
+        print(f"{result.no_duration} samples have no duration_s (neither the annotations nor "
+              "a readable video gave one): eval's duration buckets and seconds-based "
+              "requests lack it")
     if not result.samples:
         print(f"{prog}: error: no samples left to write from {args.input}", file=sys.stderr)
         return 1
