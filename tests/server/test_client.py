@@ -220,6 +220,36 @@ def test_the_error_that_stopped_a_block_is_the_one_raised(tmp_path, video_path):
         process.wait(timeout=10)
 
 
+@pytest.fixture
+def frozen_server():
+    """A server that accepts connections and never answers (a hung process)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_a_frozen_server_fails_health_checks_and_calls_by_their_limits(frozen_server):
+    """Health checks give up after two short tries; a call after its deadline, however
+    long each attempt may wait (the limits are what the messages report)."""
+    with EnvClient(frozen_server, health_timeout_s=0.2) as client:
+        with pytest.raises(EnvServerError, match=r"/health: no answer after 2 attempts.*"
+                                                 r"ReadTimeout"):
+            client.health()
+    client = EnvClient(frozen_server, timeout_s=300, retries=50, backoff_s=0.01,
+                       deadline_s=0.5)
+    try:
+        with pytest.raises(EnvServerError, match=r"the 0.5 s deadline of a call passed"):
+            client.create({"a": FRAMES})
+    finally:
+        client.shutdown()
+
+
 def test_the_client_carries_the_token(serve):
     server = serve(token="s3cret")
     with EnvClient(server.url, token="s3cret") as client:

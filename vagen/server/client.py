@@ -55,17 +55,26 @@ class EnvClient:
     """Batched env calls against servers at `urls` (e.g. "http://127.0.0.1:5000").
 
     Safe to share between threads whose calls touch different env ids (the verl agent loop
-    runs one episode per thread on one client)."""
+    runs one episode per thread on one client).
+
+    Time limits: an attempt waits `timeout_s` for an answer (a batch of cold video decodes
+    can take minutes), a call gives up after `deadline_s` all attempts and backoffs
+    together, and `health()` after `health_timeout_s` a try (two tries): a frozen server
+    fails a health check within a minute and a call within its deadline."""
 
     def __init__(self, urls: str | Sequence[str], token: str | None = None,
                  codec: str = DEFAULT_CODEC, timeout_s: float = 300.0, retries: int = 3,
-                 backoff_s: float = 0.5, connect_timeout_s: float = 5.0):
+                 backoff_s: float = 0.5, connect_timeout_s: float = 5.0,
+                 deadline_s: float = 600.0, health_timeout_s: float = 10.0):
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("EnvClient needs at least one server URL")
         self.urls = [url.rstrip("/") for url in self.urls]
         self.codec = get_codec(codec)
-        self.timeout = (connect_timeout_s, timeout_s)
+        self.connect_timeout_s = connect_timeout_s
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.health_timeout_s = health_timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self._session = requests.Session()
@@ -160,7 +169,9 @@ class EnvClient:
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Each server's /health answer by URL."""
-        return {url: self._request("GET", url, "/health", None, []) for url in self.urls}
+        return {url: self._request("GET", url, "/health", None, [],
+                                   timeout_s=self.health_timeout_s, retries=1)
+                for url in self.urls}
 
     def shutdown(self) -> None:
         """Release the HTTP session (envs stay on the servers; `close` them first)."""
@@ -225,18 +236,30 @@ class EnvClient:
             return err
 
     def _request(self, method: str, url: str, path: str, body: Any,
-                 env_ids: Sequence[str]) -> Any:
+                 env_ids: Sequence[str], timeout_s: float | None = None,
+                 retries: int | None = None) -> Any:
         """One HTTP call, retried with exponential backoff on connection errors, timeouts
-        and 502/503/504; a 4xx/5xx answer raises with the server's error and field."""
+        and 502/503/504 until `deadline_s`; a 4xx/5xx answer raises with the server's error
+        and field."""
         data = None if body is None else json.dumps(body)
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        retries = self.retries if retries is None else retries
+        give_up = time.monotonic() + self.deadline_s
         last_error = ""
-        for attempt in range(self.retries + 1):
+        attempts = 0
+        for attempt in range(retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1),
+                               max(0.0, give_up - time.monotonic())))
+            left = give_up - time.monotonic()
+            if left <= 0:
+                last_error += f" (the {self.deadline_s:g} s deadline of a call passed)"
+                break
+            attempts += 1
             try:
-                response = self._session.request(method, url + path, data=data,
-                                                 headers=self._headers, timeout=self.timeout,
-                                                 stream=True)
+                response = self._session.request(
+                    method, url + path, data=data, headers=self._headers, stream=True,
+                    timeout=(min(self.connect_timeout_s, left), min(timeout_s, left)))
                 # large pieces: requests' default 10 KB reads are slow for batches of frames
                 content = b"".join(response.iter_content(READ_CHUNK_BYTES))
             except RETRY_ERRORS as err:
@@ -257,7 +280,7 @@ class EnvClient:
                     f"{_get(message, 'error')} (field {_get(message, 'field')})",
                     url, env_ids, response.status_code)
             return message
-        raise EnvServerError(f"{url}{path}: no answer after {self.retries + 1} attempts"
+        raise EnvServerError(f"{url}{path}: no answer after {attempts} attempts"
                              f"{_ids(env_ids)}: {last_error}", url, env_ids)
 
 
