@@ -184,3 +184,54 @@ def test_a_video_that_cannot_be_read_is_a_data_error(service, synthetic_samples,
     _values(service.create([("a", spec), ("b", spec)]))
     for slot in service.reset([("a", 0), ("b", 1)]):
         assert (slot.status, slot.field) == (422, "data") and "VideoError" in slot.error
+
+
+def test_a_client_config_reads_only_inside_the_data_roots(groups, synthetic_samples, tmp_path):
+    """`vagen server` passes data_roots: a config may name samples files in its groups'
+    folders (or a --data-root), nothing else, with one answer whether or not a file exists."""
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "samples.jsonl").write_bytes(synthetic_samples.read_bytes())
+    (root / "escape.jsonl").symlink_to("/etc/passwd")
+    service = EnvService(groups, workers=1, data_roots=[str(root)])
+    try:
+        inside = EnvSpec(group="qa-single", config={"data": str(root / "samples.jsonl")})
+        assert service.create([("ok", inside)])[0].ok
+        own = EnvSpec(group="qa-single")  # the group's own folder is a root too
+        assert service.create([("own", own)])[0].ok
+        messages = set()
+        for data in ("/etc/passwd", "/etc/no-such-file", f"{root}/../../etc/passwd",
+                     str(root / "escape.jsonl"), "/proc/self/environ"):
+            spec = EnvSpec(group="qa-single", config={"data": data})
+            with pytest.raises(RequestError) as err:
+                service.create([("x", spec)])
+            assert err.value.field == "envs[0].config.data" and err.value.status == 400
+            messages.add(str(err.value).replace(data, "<data>"))
+        assert len(messages) == 1 and "is not inside the server's data roots" in messages.pop()
+        assert "x" not in service._envs and os.path.exists("/etc/passwd")
+    finally:
+        service.shutdown()
+
+
+def test_an_in_process_service_trusts_its_caller(groups, synthetic_samples):
+    service = EnvService(groups, workers=1)  # data_roots None: eval's and the trainer's own
+    try:
+        spec = EnvSpec(group="qa-single", config={"data": str(synthetic_samples)})
+        assert service.create([("a", spec)])[0].ok
+    finally:
+        service.shutdown()
+
+
+def test_a_fifo_as_data_is_refused_not_read(groups, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    service = EnvService(groups, workers=1)
+    try:
+        spec = EnvSpec(group="qa-single", config={"data": str(tmp_path / "fifo.jsonl")})
+        (slot,) = service.create([("f", spec)])
+        assert slot.status == 400 and "not a regular file" in slot.error
+    finally:
+        service.shutdown()

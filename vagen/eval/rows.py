@@ -67,6 +67,17 @@ def load_rows(path: str | Path, mode: str = "multi", frames: int | None = None,
     return rows
 
 
+def data_folders(path: str | Path) -> list[str]:
+    """Folders of the samples files the rows of `path` play: what an env server must let
+    eval's configs name (`vagen server --data-root`)."""
+    path = Path(path)
+    if path.suffix in SAMPLE_SUFFIXES or (path.suffix == ".parquet" and _holds_samples(path)):
+        files = [path]
+    else:
+        files = [Path(row.config["data"]) for row in _rows_from_env_parquet(path)]
+    return sorted({str(file.resolve().parent) for file in files})
+
+
 def apply_mode(config: dict[str, Any], mode: str, frames: int | None = None) -> dict[str, Any]:
     """The group config to play in `mode`, checked by `VideoQAConfig` (errors name the key).
     multi: the group's own protocol; single: protocol single, one turn, `frames` frames."""
@@ -166,3 +177,8 @@ def _rows_from_env_parquet(path: Path) -> list[EvalRow]:
                             int(record["seed"])))
     return rows
 
+
+if __name__ == "__main__":  # `python -m vagen.eval.rows DATA`: the folders, one a line
+    import sys
+
+    print("\n".join(data_folders(sys.argv[1])))

@@ -104,8 +104,12 @@ stop_server() {
 trap stop_server EXIT
 trap 'exit 130' INT TERM
 
+# The server reads only the samples files the rows name (their folders are its data roots).
+ROOTS=()
+while IFS= read -r folder; do ROOTS+=(--data-root "$folder"); done \
+  < <("$PY" -m vagen.eval.rows "$DATA")
 "$PY" -m vagen server --host 127.0.0.1 --port "$PORT" --workers "$ENV_WORKERS" \
-  >"$OUT/server.log" 2>&1 &
+  ${ROOTS[@]+"${ROOTS[@]}"} >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 echo "[run_eval] env server at $URL (pid $SERVER_PID, log $OUT/server.log)"
 "$PY" -m vagen server wait "$URL" --pid "$SERVER_PID" --log "$OUT/server.log" --timeout 120 || {

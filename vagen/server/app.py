@@ -353,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="HTTP threads (default: workers + 4)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV_VAR),
                         help=f"bearer token every request must carry (or ${TOKEN_ENV_VAR})")
+    parser.add_argument("--data-root", action="append", default=[], metavar="DIR",
+                        help="a folder whose samples files clients may name in the configs "
+                             "they send (repeatable); the env groups' folders always are, "
+                             "nothing else is")
     parser.add_argument("--debug", action="store_true",
                         help="Flask's debug server instead (loopback only, without --token: "
                              "its debugger runs code for anyone who reaches it)")
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--debug serves Flask's debugger, which runs code and ignores --token: "
                      "use it on a loopback --host without --token only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    service = EnvService(load_env_groups(args.config) if args.config else None, args.workers)
+    service = EnvService(load_env_groups(args.config) if args.config else None, args.workers,
+                         data_roots=args.data_root)
     app = create_app(service, args.token)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -12,11 +12,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vagen.data.sample import SampleError
 from vagen.env.base import Env, EpisodeStateError, StepResult
 from vagen.env.registry import make_env
+from vagen.env.video_qa.config import VideoQAConfig
 from vagen.video.decode import VideoError
 
 log = logging.getLogger(__name__)
@@ -89,12 +91,22 @@ class _Entry:
 
 
 class EnvService:
-    """Envs by id, stepped in parallel by `workers` threads."""
+    """Envs by id, stepped in parallel by `workers` threads.
 
-    def __init__(self, groups: dict[str, dict[str, Any]] | None = None, workers: int = 1):
+    `data_roots` guards what a client may read. None (an in-process service: the client is
+    this program) lets a config name any samples file. A list (what `vagen server` passes)
+    lets a client-sent config name only files inside its env groups' folders or those
+    roots; anything else - an absolute path elsewhere, `..`, a symlink that resolves
+    outside - is refused with the same 400 whether or not the file exists."""
+
+    def __init__(self, groups: dict[str, dict[str, Any]] | None = None, workers: int = 1,
+                 data_roots: list[str] | None = None):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.groups = dict(groups or {})
+        self.data_roots = None if data_roots is None else [
+            Path(root).resolve() for root in [*data_roots, *(
+                str(Path(g["data"]).parent) for g in self.groups.values() if g.get("data"))]]
         self.workers = workers
         self._envs: dict[str, _Entry] = {}
         self._lock = threading.Lock()
@@ -113,6 +125,7 @@ class EnvService:
                 known = ", ".join(sorted(self.groups)) or "none (start the server with --config)"
                 raise RequestError(f"unknown env group '{spec.group}'; groups: {known}",
                                    field=f"envs[{i}].group", status=404)
+            self._check_data(spec, f"envs[{i}].config.data")
         return self._run(self._create_one, specs)
 
     def reset(self, seeds: list[tuple[str, int]]) -> list[Slot]:
@@ -159,6 +172,22 @@ class EnvService:
         for future in [self._pool.submit(drain) for _ in range(min(self.workers, len(items)))]:
             future.result()
         return slots
+
+    def _check_data(self, spec: EnvSpec, where: str) -> None:
+        """A client-chosen samples file must lie inside the data roots (see the class)."""
+        if self.data_roots is None:
+            return
+        group = self.groups.get(spec.group, {})
+        data = spec.config.get("data")
+        if data is None and not spec.group and spec.env == "video_qa":
+            data = VideoQAConfig.data  # what the env would read
+        if data is None or data == group.get("data"):
+            return  # the server's own group, or an env that reads no samples file
+        resolved = Path(str(data)).resolve()
+        if not any(resolved.is_relative_to(root) for root in self.data_roots):
+            raise RequestError(f"'{data}' is not inside the server's data roots (its env "
+                               "groups' folders and --data-root); name a samples file there",
+                               field=where)
 
     def _create_one(self, env_id: str, spec: EnvSpec) -> Slot:
         with self._lock:

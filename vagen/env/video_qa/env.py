@@ -42,6 +42,9 @@ from vagen.rewards.grounding import evidence_seen, frame_set_iou
 from vagen.rewards.parsing import first_number
 from vagen.video.pool import FramePool, PoolConfig, get_pool, prefetch_pools
 
+# The largest samples file an env group may name (its rows are held in memory).
+MAX_SAMPLES_BYTES = 1 << 30
+
 LAST_TURN_ERROR = "this was your last turn, so it had to be an answer"
 
 
@@ -356,6 +359,13 @@ def load_env_samples(config: VideoQAConfig) -> list[Sample]:
     if not path.exists():
         raise ConfigError(f"env group '{config.name}': key 'data' names {path}, which does not "
                           "exist; make synthetic data with `vagen data synth` or fix the path")
+    # a FIFO or device would block or never end, a folder is no samples file
+    if not path.is_file():
+        raise ConfigError(f"env group '{config.name}': key 'data' names {path}, which is not a "
+                          "regular file")
+    if path.stat().st_size > MAX_SAMPLES_BYTES:
+        raise ConfigError(f"env group '{config.name}': key 'data' names {path}, larger than "
+                          f"{MAX_SAMPLES_BYTES >> 20} MiB; split it into groups")
     samples = [dataclasses.replace(s, videos=[str(path.parent / v) if not Path(v).is_absolute()
                                               else v for v in s.videos])
                for s in load_samples(path)]
