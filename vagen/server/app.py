@@ -78,7 +78,7 @@ def create_app(service: EnvService, token: str | None = None,
 
     @app.errorhandler(RequestError)
     def request_error(err: RequestError) -> Response:
-        return _error(str(err), err.field, err.status)
+        return _error(service.redact(str(err)), err.field, err.status)
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
@@ -87,7 +87,7 @@ def create_app(service: EnvService, token: str | None = None,
     @app.errorhandler(Exception)
     def internal_error(err: Exception) -> Response:
         log.exception("unhandled error on %s", request.path)
-        return _error(f"internal error: {type(err).__name__}: {err}", None, 500)
+        return _error(service.redact(f"internal error: {type(err).__name__}: {err}"), None, 500)
 
     @app.get("/health")
     def health() -> Response:

@@ -7,7 +7,9 @@ without the env stepping twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -171,7 +173,18 @@ class EnvService:
 
         for future in [self._pool.submit(drain) for _ in range(min(self.workers, len(items)))]:
             future.result()
-        return slots
+        return [dataclasses.replace(slot, error=self.redact(slot.error)) if slot.error else slot
+                for slot in slots]
+
+    def redact(self, text: str) -> str:
+        """`text` naming server files relative to their data root (by the root's folder name)
+        and to the working folder, for a service that faces other machines (data_roots
+        set): error answers never show absolute server paths of the data."""
+        if self.data_roots is None:
+            return text
+        for root in sorted(self.data_roots, key=lambda r: len(str(r)), reverse=True):
+            text = text.replace(str(root), root.name)
+        return text.replace(os.getcwd(), ".")
 
     def _check_data(self, spec: EnvSpec, where: str) -> None:
         """A client-chosen samples file must lie inside the data roots (see the class)."""
