@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,32 @@ def _checkpoint(folder: Path) -> dict[str, torch.Tensor]:
     for index, moments in state["optimizer"]["state"].items():
         tensors.update({f"optimizer/{index}/{k}": v for k, v in moments.items()})
     return tensors
+
+
+def test_a_prompt_whose_video_is_broken_is_replaced_and_counted(train_overrides,
+                                                                env_config_path, tmp_path):
+    """The group's fifth sample names a video that is not there: the steps that draw it
+    play another prompt instead, count it, and the run finishes."""
+    import yaml
+
+    from vagen.config import load_config
+    from vagen.data import load_samples, save_samples
+    from vagen.trainer.local import TrainConfig
+
+    groups = yaml.safe_load(env_config_path.read_text())
+    single = next(g for g in groups if g["name"] == "single")
+    data = Path(single["data"])
+    samples = [replace(s, videos=[str(data.parent / v) for v in s.videos])
+               for s in load_samples(data)]
+    broken = replace(samples[0], id="broken", videos=[str(tmp_path / "gone.mp4")])
+    mixed = save_samples([*samples, broken], tmp_path / "mixed.jsonl")
+    path = tmp_path / "env_config.yaml"
+    path.write_text(yaml.safe_dump([{**single, "data": str(mixed), "n": 5}]))
+    config = load_config(TrainConfig, None, train_overrides(
+        f"envs.config={path}", "steps=3", "prompts_per_step=2"))
+    trainer = LocalTrainer(config)
+    trainer.train()
+    rows = read_metrics(Path(config.out_dir) / "metrics.jsonl")
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert sum(row["rollout/failed_prompts"] for row in rows) == 1
+    assert list(trainer.envs.broken) == [4]

@@ -3,6 +3,7 @@ starts on 127.0.0.1 itself), and which prompt (seed) each step plays."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +14,10 @@ from vagen.server.app import BackgroundServer
 from vagen.server.client import EnvClient
 from vagen.server.service import EnvService, EnvSpec
 
+log = logging.getLogger(__name__)
+# Prompts tried before envs.max_failed_share is checked (a share of a few is noise).
+MIN_PROMPTS_FOR_SHARE = 100
+
 
 @dataclass
 class EnvsConfig:
@@ -22,6 +27,10 @@ class EnvsConfig:
         "help": "env servers to use (sharded); empty: start one in this process on 127.0.0.1"})
     token: str | None = field(default=None, metadata={"help": "bearer token of the servers"})
     workers: int = field(default=2, metadata={"help": "env threads of the in-process server"})
+    max_failed_share: float = field(default=0.05, metadata={
+        "help": "share of the prompts tried that may fail (a video or row the env cannot "
+                "play: replaced by another prompt) before the run stops; checked once "
+                f"{MIN_PROMPTS_FOR_SHARE} prompts were tried"})
 
 
 class TrainEnvs:
@@ -37,6 +46,9 @@ class TrainEnvs:
         self.num_prompts = int(group.get("n", VideoQAConfig.n))
         self.first_seed = int(group.get("seed", VideoQAConfig.seed))
         self.seed = seed
+        self.max_failed_share = config.max_failed_share
+        self.broken: dict[int, str] = {}  # seeds that cannot be played -> their error
+        self.tried = 0  # prompts handed out, replacements included
         self._server = None
         urls = list(config.urls)
         if not urls:
@@ -48,13 +60,39 @@ class TrainEnvs:
 
     def prompt_seeds(self, step: int, k: int) -> list[int]:
         """The env seeds of step `step`'s `k` prompts: a fresh shuffle of the group's rows
-        every epoch, the same for a resumed run."""
+        every epoch, the same for a resumed run (prompts found broken are replaced)."""
+        self.tried += k
         seeds = []
         for index in range(step * k, (step + 1) * k):
             epoch, position = divmod(index, self.num_prompts)
             order = np.random.default_rng([self.seed, epoch]).permutation(self.num_prompts)
             seeds.append(self.first_seed + int(order[position]))
-        return seeds
+        return self.replace(seeds, {}, step) if self.broken else seeds
+
+    def replace(self, seeds: list[int], bad: dict[int, str], step: int) -> list[int]:
+        """`seeds` with each seed of `bad` (seed -> its error) replaced by one of the
+        group's other prompts, picked by (run seed, step, draw); the bad ones are never
+        drawn again. Raises once more than `max_failed_share` of the prompts tried failed."""
+        for seed, message in bad.items():
+            log.warning("prompt %d cannot be played, replaced: %s", seed, message)
+        self.broken.update(bad)
+        self.tried += len(bad)
+        if (self.tried >= MIN_PROMPTS_FOR_SHARE
+                and len(self.broken) > self.max_failed_share * self.tried):
+            raise RuntimeError(
+                f"{len(self.broken)} of {self.tried} prompts tried could not be played, more "
+                f"than envs.max_failed_share={self.max_failed_share}: seeds "
+                f"{sorted(self.broken)[:20]}; first error: {next(iter(self.broken.values()))}")
+        if len(self.broken) >= self.num_prompts:
+            raise RuntimeError(f"none of the group's {self.num_prompts} prompts can be played; "
+                               f"first error: {next(iter(self.broken.values()))}")
+        rng = np.random.default_rng([self.seed, step, len(self.broken)])
+        out = []
+        for seed in seeds:
+            while seed in self.broken:
+                seed = self.first_seed + int(rng.integers(self.num_prompts))
+            out.append(seed)
+        return out
 
     def close(self) -> None:
         try:

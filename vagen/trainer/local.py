@@ -172,14 +172,32 @@ class LocalTrainer:
         elapsed = time.perf_counter() - started
         tokens = float(batch["attention_mask"].sum())
         return {**rollout_metrics(trajectories), **shaping, **update, "perf/step_s": elapsed,
-                "perf/tokens_per_s": tokens / elapsed}
+                "perf/tokens_per_s": tokens / elapsed,
+                "rollout/failed_prompts": float(self.failed_prompts)}
 
     def play(self, step: int) -> list[Trajectory]:
-        """The step's prompts, each played `algo.n` times (one GRPO group per prompt)."""
+        """The step's prompts, each played `algo.n` times (one GRPO group per prompt). A
+        prompt its env server cannot play (a missing or corrupt video: an error answer) is
+        replaced by another (`TrainEnvs.replace`) and counted in `rollout/failed_prompts`."""
+        from vagen.server.client import EnvServerError
+
         seeds = self.envs.prompt_seeds(step, self.config.prompts_per_step)
         n = self.config.algo.n
-        return self.rollout.run(self.envs.env_ids, [s for s in seeds for _ in range(n)],
-                                [g for g in range(len(seeds)) for _ in range(n)])
+        self.failed_prompts = 0
+        while True:
+            expanded = [s for s in seeds for _ in range(n)]
+            try:
+                return self.rollout.run(self.envs.env_ids, expanded,
+                                        [g for g in range(len(seeds)) for _ in range(n)])
+            except EnvServerError as err:
+                positions = {env_id: i for i, env_id in enumerate(self.envs.env_ids)}
+                bad = {expanded[positions[env_id]]: message
+                       for env_id, (status, message) in err.failures.items()
+                       if status is not None and env_id in positions}
+                if not bad:  # no answer at all: the server is down; resume when it is back
+                    raise
+                self.failed_prompts += len(bad)
+                seeds = self.envs.replace(seeds, bad, step)
 
     @torch.no_grad()
     def add_reference_and_values(self, batch: dict[str, torch.Tensor]) -> None:
