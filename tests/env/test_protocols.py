@@ -174,3 +174,22 @@ def test_parsing_time_grows_linearly_with_the_action(protocol, unit):
     small = _parse_seconds(protocol, action(4000 // len(unit)))
     large = _parse_seconds(protocol, action(16000 // len(unit)))
     assert large < 8 * max(small, 1e-4), (small, large)
+
+
+@pytest.mark.parametrize("protocol, unit", [
+    ("query", "1"), ("query", "é1"), ("query", "<query><query>"), ("retrieve", "1,"),
+    ("retrieve", "<retrieve>"), ("timestamps", "1,"), ("single", "<answer>")])
+def test_the_largest_accepted_action_parses_in_its_budget(protocol, unit):
+    """The server takes actions up to 65,536 characters (ServerLimits.max_action_chars), so
+    that length times linear parsing is each action's budget: the largest one of digits,
+    tags, nested tags or unicode costs at most 50,000 normal actions (~2,000x its length;
+    a quadratic parse would cost millions)."""
+    from vagen.server.app import ServerLimits
+
+    tag = get_protocol(protocol).tag or "answer"
+    room = ServerLimits().max_action_chars - len(f"<{tag}></{tag}>")
+    largest = f"<{tag}>{unit * (room // len(unit))}</{tag}>"
+    assert len(largest) <= ServerLimits().max_action_chars
+    normal = f"<think>look</think><{tag}>1,5</{tag}>"
+    assert _parse_seconds(protocol, largest) < 50_000 * max(_parse_seconds(protocol, normal),
+                                                            1e-6)
