@@ -34,12 +34,12 @@ import yaml
 from tqdm import tqdm
 
 from vagen.data.sample import load_samples
+from vagen.data.synthetic import SynthConfig, generate_dataset
 from vagen.env.base import Observation, StepResult
 from vagen.env.registry import make_env, register_env
 from vagen.server.client import EnvClient
 from vagen.server.launch import server_subprocess
 from vagen.video.pool import PoolConfig, build_pool, get_pool
-from vagen.video.synthetic import SynthConfig, generate_dataset
 
 CACHE_OFF = {"VAGEN_POOL_CACHE_BYTES": "0"}
 

@@ -26,6 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from vagen.data.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.hf import HFBackend
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
@@ -33,7 +34,6 @@ from vagen.rollout.tokens import ChatCodec
 from vagen.server.client import EnvClient
 from vagen.server.launch import server_subprocess
 from vagen.testing import tiny_model_dir
-from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 
 SYNTH = SynthConfig(kinds=["color", "count"], min_duration_s=20, max_duration_s=30,
                     min_carrier_s=6, max_carrier_s=12, fps=2, size=64)

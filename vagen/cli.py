@@ -22,8 +22,8 @@ COMMANDS: dict[str, Target | dict[str, Target]] = {
     },
     "eval": ("vagen.eval.evaluate", "score a checkpoint on a benchmark parquet"),
     "data": {
-        "synth": ("vagen.video.synthetic", "write synthetic grounded video QA"),
-        "create": ("vagen.data.create_dataset", "write train/test parquet of env rows"),
+        "synth": ("vagen.data.synthetic", "write synthetic grounded video QA"),
+        "create": ("vagen.env.dataset", "write train/test parquet of env rows"),
         "convert": ("vagen.data.convert", "convert a benchmark into the sample schema"),
     },
     "quickstart": ("vagen.quickstart", "train and evaluate the tiny model end to end"),

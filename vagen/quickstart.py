@@ -117,7 +117,7 @@ def make_data(out: Path, config: QuickstartConfig) -> Path:
     """Train and test samples, their summaries, and `out/env_config.yaml`: the template's
     groups with their data under `out` (so runs with another `out` never share data)."""
     from vagen.data.sample import load_samples
-    from vagen.video.synthetic import SynthConfig, format_summary, generate_dataset, summarize
+    from vagen.data.synthetic import SynthConfig, format_summary, generate_dataset, summarize
 
     synth = SynthConfig(**SYNTH)
     for split, n, seed in (("train", config.train_samples, config.seed),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
+from vagen.data.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 
 NUM_SAMPLES = 3
 # Env group settings every eval test plays with (`vagen eval --set ...`).

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from tests.server.frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
+from vagen.data.synthetic import SynthConfig, generate_dataset
 from vagen.env.video_qa import PROTOCOLS
 from vagen.server.app import BackgroundServer
 from vagen.server.service import EnvService
 from vagen.video.encode import write_mp4
-from vagen.video.synthetic import SynthConfig, generate_dataset
 
 SYNTHETIC_SAMPLES = 6  # one per question kind, two of them multi-video
 

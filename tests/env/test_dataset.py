@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from vagen.data.convert import ConvertOptions, convert
-from vagen.data.create_dataset import main
 from vagen.data.sample import load_samples
 from vagen.env import load_env_groups, make_env
+from vagen.env.dataset import main
 from vagen.env.video_qa import PROTOCOLS, VideoQAConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -145,7 +145,7 @@ def ensure_synthetic_data(config_path: Path) -> None:
     samples file is missing."""
     from omegaconf import OmegaConf
 
-    from vagen.video.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
+    from vagen.data.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 
     entries = OmegaConf.to_container(OmegaConf.load(config_path)).get("synthetic") or []
     for i, entry in enumerate(entries):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from vagen.data import Sample, load_samples
-from vagen.video.sampling import pool_times
-from vagen.video.synthetic import (
+from vagen.data.synthetic import (
     KINDS,
     SAMPLES_FILE,
     SynthConfig,
@@ -21,6 +20,7 @@ from vagen.video.synthetic import (
     summarize,
     uniform_view,
 )
+from vagen.video.sampling import pool_times
 from vagen.video.synthetic_render import PALETTE, VideoPlan, mark_mask
 
 SMALL = dict(min_duration_s=24, max_duration_s=30, min_carrier_s=8, max_carrier_s=12,
