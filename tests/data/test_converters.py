@@ -1,8 +1,9 @@
 """`vagen data convert`: each format on its fixture (tests/fixtures/<format>/) with exact
 Sample values, the errors a user sees for bad rows and missing videos, the CLI, and an
-optional run on the real benchmark subsets in ../shared/benchmark-samples."""
+optional run on real benchmark subsets in the folder $VAGEN_BENCHMARK_SAMPLES names."""
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +24,7 @@ from vagen.data.convert import (
 from vagen.data.parse import choice_answer, is_number, split_inline_options
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-SHARED = Path(__file__).parents[2].parent / "shared" / "benchmark-samples"
+SHARED = Path(os.environ.get("VAGEN_BENCHMARK_SAMPLES", "/nonexistent"))
 FORMATS = ["egoschema", "llava_json", "longvideobench", "lvbench", "mlvu", "nextgqa", "nextqa",
            "verltool", "videomme", "videomtr"]
 

@@ -1,5 +1,5 @@
-"""The one sample schema every converter writes and every env reads (DESIGN.md, Data
-contracts). Rows are JSONL, JSON (a list) or parquet; bad rows fail with the file, row and
+"""The one sample schema every converter writes and every env reads (docs/architecture.md,
+Contracts: Sample). Rows are JSONL, JSON (a list) or parquet; bad rows fail with the file, row and
 field named."""
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Synthetic grounded video QA: the embedded data set of the quick start and the tests
-(DESIGN.md, "The embedded task").
+"""Synthetic grounded video QA: the embedded data set of the quick start and the tests.
 
 Each video has a plain background and a large *carrier* shape on screen for 8-20 s (16
 uniform frames usually see it, so a policy can locate it) holding short *details* (the shape

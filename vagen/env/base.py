@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 IMAGE_PLACEHOLDER = "<image>"
-# Keys every StepResult.info carries (DESIGN.md, Env protocol).
+# Keys every StepResult.info carries (docs/architecture.md, Contracts: Env protocol).
 REQUIRED_INFO_KEYS = ("valid_action", "turn", "frames_seen", "answer", "correct")
 
 

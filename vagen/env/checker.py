@@ -1,5 +1,5 @@
 """`check_env(env)`: does an env keep the contracts the server, rollout and trainers rely on
-(DESIGN.md, Reliability contracts)? After Gymnasium's env checker: each failure is an
+(docs/architecture.md, Contracts: Env protocol)? After Gymnasium's env checker: each failure is an
 `EnvCheckError` that says what broke and how to fix it."""
 
 from __future__ import annotations

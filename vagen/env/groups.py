@@ -1,6 +1,6 @@
 """Reading an `env_config.yaml` into its env groups: the one definition of which envs a
-server hosts, a dataset is built from, a trainer plays and an evaluation runs (DESIGN.md,
-Env config)."""
+server hosts, a dataset is built from, a trainer plays and an evaluation runs
+(docs/architecture.md, Contracts: Env config)."""
 
 from __future__ import annotations
 

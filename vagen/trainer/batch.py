@@ -11,7 +11,7 @@ import torch
 from vagen.rollout.manager import Trajectory
 from vagen.rollout.tokens import ChatCodec, collate_segments
 
-# Env action types that ask for more frames (DESIGN.md action protocols).
+# Env action types that ask for more frames.
 REQUEST_ACTIONS = ("retrieve", "query", "frames")
 
 

@@ -1,5 +1,6 @@
-"""One env group of `env_config.yaml` (DESIGN.md, Env config): the only source of the video
-QA env's defaults. Errors name the group and the key and say what to change."""
+"""One env group of `env_config.yaml` (docs/architecture.md, Contracts: Env config): the only
+source of the video QA env's defaults. Errors name the group and the key and say what to
+change."""
 
 from __future__ import annotations
 

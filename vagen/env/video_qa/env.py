@@ -1,5 +1,5 @@
 """VideoQAEnv: question answering over a video's frame pool, in one of the four action
-protocols (DESIGN.md, Env protocol and Action protocols).
+protocols (docs/architecture.md, Contracts: Env protocol).
 
 An episode plays the sample `seed % len(samples)`. Turn 1 shows uniform frames; each later
 turn shows the frames the previous action asked for. An answer ends the episode

@@ -1,8 +1,8 @@
 """The expert's action (for tests and SFT warm starts): ask once for the pool frames that
 cover the annotated relevant spans (per video, the hull from the first span's start to the
 last one's end, so a count also sees the gaps between events), then answer with the ground
-truth after a `<think>` that narrates the evidence (DESIGN.md: a narrating think is what
-made the tiny model learn)."""
+truth after a `<think>` that narrates the evidence (a narrating think is what made the tiny
+model learn)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Reading the policy's text as an action, one parser per protocol (DESIGN.md, Action
-protocols). Parsing never raises: any problem becomes an `invalid` action whose `error` tells
-the model what to write instead."""
+"""Reading the policy's text as an action, one parser per protocol. Parsing never raises:
+any problem becomes an `invalid` action whose `error` tells the model what to write
+instead."""
 
 from __future__ import annotations
 
