@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         command = prefix.split()[-1]
         if args and args[0] in table:
             name, args = args[0], args[1:]
-        elif command in DEFAULT_SUBCOMMAND and not (args and args[0] in ("-h", "--help")):
+        elif command in DEFAULT_SUBCOMMAND:
             name = DEFAULT_SUBCOMMAND[command]
+            if args and args[0] in ("-h", "--help"):  # the table, then the default's keys
+                print(_usage(table, prefix) + f"\n\n`{prefix}` alone is `{prefix} {name}`:\n")
         elif not args or args[0] in ("-h", "--help"):
             print(_usage(table, prefix))
             return 0 if args else 2

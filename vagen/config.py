@@ -58,6 +58,51 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def config_keys(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """`(dotted key, type, default, help)` of every leaf of dataclass `cls`, nested
+    dataclasses flattened (`optim.lr`): what `--help` lists."""
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        hint = hints[f.name]
+        default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else f.default)
+        if dataclasses.is_dataclass(hint):
+            keys += config_keys(hint, f"{prefix}{f.name}.")
+            continue
+        kind = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        keys.append((f"{prefix}{f.name}", kind,
+                     None if default is dataclasses.MISSING else default,
+                     f.metadata.get("help", "")))
+    return keys
+
+
+def config_parser(prog: str, description: str, cls: type):
+    """The `--config FILE key=value ...` parser every dataclass-configured command uses; its
+    `--help` lists every key with type, default and help text."""
+    import argparse
+    import textwrap
+
+    lines = ["config keys (set in the YAML or as key=value):"]
+    for key, kind, default, text in config_keys(cls):
+        lines.append(f"  {key} ({kind}, default {default!r})")
+        lines += textwrap.wrap(text, 88, initial_indent="      ", subsequent_indent="      ")
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     epilog="\n".join(lines),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML config (keys of the config dataclasses)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-5")
+    return parser
+
+
+def parse_config_args(argv: list[str] | None, prog: str, description: str, cls: type[T]) -> T:
+    """`cls` from `--config FILE` and `key=value` arguments (see `config_parser`)."""
+    args = config_parser(prog, description, cls).parse_args(argv)
+    return load_config(cls, args.config, args.overrides)
+
+
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

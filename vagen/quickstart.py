@@ -9,14 +9,13 @@ are read from this checkout's `scripts/`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vagen.config import load_config
+from vagen.config import load_config, parse_config_args
 from vagen.quickstart_report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,10 +63,8 @@ class QuickstartConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vagen quickstart", description=__doc__.split("\n")[0])
-    parser.add_argument("overrides", nargs="*", help="key=value, e.g. sft_steps=100 out=runs/qs2")
-    config = load_config(QuickstartConfig, None, parser.parse_args(argv).overrides)
-    run(config)
+    run(parse_config_args(argv, "vagen quickstart", __doc__.split("\n\n")[0],
+                          QuickstartConfig))
     return 0
 
 

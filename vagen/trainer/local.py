@@ -7,18 +7,16 @@ optimizer step -> log.
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from vagen.config import load_config
+from vagen.config import parse_config_args
 from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.hf import HFBackend, gather_logprobs, policy_logits, token_logprobs
@@ -316,17 +314,9 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def parse_args(argv: list[str] | None, prog: str, config_cls: type) -> Any:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="YAML config (keys of the config dataclasses)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-5")
-    args = parser.parse_args(argv)
-    return load_config(config_cls, args.config, args.overrides)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`vagen train [rl] --config x.yaml key=value ...`"""
-    config = parse_args(argv, "vagen train", TrainConfig)
+    config = parse_config_args(argv, "vagen train", __doc__.split("\n\n")[0], TrainConfig)
     final = LocalTrainer(config).train()
     print(f"vagen train: final model in {final}")
     return 0

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from vagen.config import parse_config_args
 from vagen.env.groups import load_env_groups
 from vagen.env.registry import make_env
 from vagen.rollout.backends.hf import policy_logits
 from vagen.rollout.tokens import ChatCodec, Segment, TrajectoryTokens, collate_segments
-from vagen.trainer.local import parse_args
 from vagen.trainer.logger import LogConfig, StepLogger
 from vagen.trainer.losses import step_if_finite
 from vagen.trainer.policy import ModelConfig, Policy
@@ -159,6 +159,7 @@ def _sft_loss(policy: Policy, segments: list[Segment]) -> tuple[torch.Tensor, fl
 
 def main(argv: list[str] | None = None) -> int:
     """`vagen train sft --config x.yaml key=value ...`"""
-    final = train_sft(parse_args(argv, "vagen train sft", SFTConfig))
+    final = train_sft(parse_config_args(argv, "vagen train sft", __doc__.split("\n\n")[0],
+                                        SFTConfig))
     print(f"vagen train sft: final model in {final}")
     return 0

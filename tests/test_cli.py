@@ -1,0 +1,36 @@
+"""`vagen`'s help: each dataclass-configured command lists its keys, dotted, with type,
+default and help text, generated from the dataclasses."""
+
+from __future__ import annotations
+
+import pytest
+
+from vagen.cli import main
+
+
+@pytest.mark.parametrize("argv, keys, first_line", [
+    (["train", "--help"], ["optim.lr (float, default 1e-05)", "sampling.temperature (float",
+                           "envs.max_failed_share (float, default 0.05)"], "The local trainer"),
+    (["train", "sft", "--help"], ["lr_schedule (str, default 'constant')",
+                                  "model.lora_rank (int, default 0)"], "SFT warm start"),
+    (["quickstart", "--help"], ["sft_steps (int, default 1400)"], "`vagen quickstart`"),
+])
+def test_help_lists_the_config_keys(argv, keys, first_line, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for key in keys:
+        assert key in out
+    assert first_line in out
+
+
+def test_every_key_of_the_trainer_is_listed(capsys):
+    from vagen.config import config_keys
+    from vagen.trainer.local import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "rl", "--help"])
+    out = capsys.readouterr().out
+    keys = [key for key, *_ in config_keys(TrainConfig)]
+    assert len(keys) > 40 and all(f"  {key} (" in out for key in keys)
