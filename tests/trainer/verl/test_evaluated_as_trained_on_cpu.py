@@ -93,3 +93,35 @@ def test_local_trainer_verl_and_eval_build_the_same_tokens(
     # each turn's budget is the group's max_new_tokens (verl also caps it by what is left)
     assert local.max_new_tokens == evaluated.max_new_tokens == [64, 64, 64]
     assert verl_budgets == [64, 64, 64]
+
+
+def test_sft_imitates_the_tokens_the_policy_is_then_played_with(
+        verl_config, processor, env_row, env_config, tmp_path):
+    """SFT's oracle episode of seed 0, and verl's agent loop scripted with the oracle's own
+    actions: every turn's prompt verl builds is a prefix of the sequence SFT trains on, and
+    the whole episode is the same ids (the fourth player of the context policy)."""
+    from vagen.env.registry import make_env
+    from vagen.rollout.tokens import ChatCodec
+    from vagen.trainer.sft import oracle_segments
+
+    env = make_env("video_qa", env_config)
+    env.reset(0)
+    actions = []
+    while True:
+        actions.append(env.oracle_action())
+        if env.step(actions[-1]).done:
+            break
+    env.close()
+    path = tmp_path / "env_config.yaml"
+    path.write_text(yaml.safe_dump([{**env_config, "n": 1, "seed": 0}]))
+    (segment,) = oracle_segments(ChatCodec(processor), str(path), [env_config["name"]],
+                                 episodes=1)
+    server = ScriptedServerManager(processor.tokenizer, actions)
+    out = asyncio.run(make_loop(verl_config, server, processor).run({}, **env_row(seed=0)))
+    assert len(server.requests) == len(actions) >= 2
+    for request in server.requests:
+        assert segment.input_ids[:len(request["prompt_ids"])] == request["prompt_ids"]
+    played = list(out.prompt_ids) + list(out.response_ids)
+    assert segment.input_ids[:len(played)] == played
+    assert [i for i, m in enumerate(segment.loss_mask) if m] == [
+        len(out.prompt_ids) + i for i, m in enumerate(out.response_mask) if m]
