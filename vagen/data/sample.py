@@ -5,10 +5,11 @@ field named."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from vagen.plain import plain
 
 ANSWER_TYPES = ("choice", "number", "text", "actions")
 
@@ -72,27 +73,14 @@ class Sample:
         missing = [name for name in ("id", "videos", "question", "answer") if name not in row]
         if missing:
             raise SampleError(f"missing field '{missing[0]}'")
-        kwargs = {k: _plain(v) for k, v in row.items() if k in known}
-        extra = {k: _plain(v) for k, v in row.items() if k not in known}
+        kwargs = {k: plain(v) for k, v in row.items() if k in known}
+        extra = {k: plain(v) for k, v in row.items() if k not in known}
         kwargs["id"] = str(kwargs["id"])
         stored = kwargs.get("extra") or {}
         if isinstance(stored, str):  # parquet keeps `extra` as a JSON string
             stored = json.loads(stored)
         kwargs["extra"] = {**stored, **extra}
         return cls(**kwargs)
-
-
-def _plain(value: Any) -> Any:
-    """numpy/pyarrow values -> plain Python (parquet gives arrays and NaN for nulls)."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def load_samples(path: str | Path) -> list[Sample]:

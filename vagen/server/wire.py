@@ -22,6 +22,7 @@ import msgpack
 import numpy as np
 
 from vagen.env.base import Observation, StepResult
+from vagen.plain import Unplain, plain
 from vagen.registry import Registry
 
 DEFAULT_CODEC = "msgpack"
@@ -273,37 +274,15 @@ def to_plain(value: Any, where: str = "value") -> Any:
     Non-finite floats become None (JSON has no NaN); anything else unknown is an error
     naming its key path, so an env's bad `info` fails loudly instead of half-encoding."""
     try:
-        return _plain(value)
-    except _Unsendable:
+        return plain(value, strict=True)
+    except Unplain:
         path, kind = _first_unsendable(value, where)
         raise WireError(f"{path} holds a {kind}, which cannot be sent; use numbers, "
                         "strings, lists or dicts") from None
 
 
-class _Unsendable(Exception):
-    pass
-
-
-_SCALARS = (str, int, type(None))  # bool is an int
-
-
-def _plain(value: Any) -> Any:
-    """`to_plain` without key paths (it runs on every info dict of every step)."""
-    if isinstance(value, _SCALARS):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict | Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic | np.ndarray):
-        return _plain(value.tolist())
-    raise _Unsendable
-
-
 def _first_unsendable(value: Any, where: str) -> tuple[str, str]:
-    """(key path, type name) of the first value `_plain` rejects; only run on failure."""
+    """(key path, type name) of the first value `plain` rejects; only run on failure."""
     if isinstance(value, np.generic | np.ndarray):
         value = value.tolist()
     children = (value.items() if isinstance(value, Mapping) else enumerate(value)
@@ -312,8 +291,8 @@ def _first_unsendable(value: Any, where: str) -> tuple[str, str]:
         return where, type(value).__name__
     for key, item in children:
         try:
-            _plain(item)
-        except _Unsendable:
+            plain(item, strict=True)
+        except Unplain:
             step = f".{key}" if isinstance(value, Mapping) else f"[{key}]"
             return _first_unsendable(item, where + step)
     return where, type(value).__name__

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from vagen.env.video_qa.config import VideoQAConfig
+from vagen.plain import plain
 from vagen.rewards import combine
-from vagen.trainer.verl.rows import plain
 
 # What a row's `extra_info` may carry for the reward functions.
 INFO_KEYS = ("options", "answer_type", "relevant_spans", "seen_times", "seen_video_ids")

@@ -7,19 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-
-def plain(value: Any) -> Any:
-    """Arrays to lists and numpy scalars to Python, recursively (what JSON and the reward
-    functions expect)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+from vagen.plain import plain
 
 
 @dataclass
