@@ -27,12 +27,22 @@ def load_config(cls: type[T], path: str | Path | None = None,
         if not Path(path).exists():
             raise FileNotFoundError(f"config file not found: {path}")
         merged = OmegaConf.merge(merged, OmegaConf.load(path))
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigKeyError(f"override '{item}' is not key=value (e.g. optim.lr=1e-5)")
     if overrides:
-        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+        merged = OmegaConf.merge(merged, parse_overrides(overrides))
     return from_dict(cls, OmegaConf.to_container(merged, resolve=True) or {})
+
+
+def parse_overrides(items: list[str], what: str = "override",
+                    example: str = "optim.lr=1e-5") -> dict[str, Any]:
+    """`a.b=value` items -> a nested dict, values read as YAML (OmegaConf's dot-list): the
+    one `key=value` parser of every command."""
+    from omegaconf import OmegaConf
+
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigKeyError(f"{what} '{item}' is not key=value (e.g. {example})")
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items))) or {}
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:

@@ -15,7 +15,6 @@ from vagen.eval.rows import (
     SampleLookup,
     apply_mode,
     load_rows,
-    parse_overrides,
     shard_rows,
 )
 
@@ -49,10 +48,13 @@ def test_mode_errors_name_what_to_change():
 
 
 def test_overrides_are_key_value_pairs_read_as_yaml():
-    assert parse_overrides(["max_pixels=3136", "pool_fps=0.5", "rewards={choice: 1.0}"]) == {
+    from vagen.config import ConfigKeyError
+    from vagen.eval.evaluate import set_overrides
+
+    assert set_overrides(["max_pixels=3136", "pool_fps=0.5", "rewards={choice: 1.0}"]) == {
         "max_pixels": 3136, "pool_fps": 0.5, "rewards": {"choice": 1.0}}
-    with pytest.raises(RowsError, match="--set 'max_pixels' is not KEY=VALUE"):
-        parse_overrides(["max_pixels"])
+    with pytest.raises(ConfigKeyError, match="--set 'max_pixels' is not key=value"):
+        set_overrides(["max_pixels"])
 
 
 def _env_parquet(path, samples_path, rows):

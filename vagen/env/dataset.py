@@ -211,14 +211,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`vagen data create --config env_config.yaml --out DIR [--format F] [key=value ...]`."""
-    from omegaconf import OmegaConf
+    from vagen.config import parse_overrides
 
     args = _parser().parse_args(argv)
     try:
-        bad = [o for o in args.overrides if "=" not in o]
-        if bad:
-            raise ValueError(f"override '{bad[0]}' is not key=value")
-        overrides = OmegaConf.to_container(OmegaConf.from_dotlist(args.overrides))
+        overrides = parse_overrides(args.overrides, example="n=16")
         written = create_dataset(args.config, args.out, args.format, args.groups, overrides)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"vagen data create: error: {err}", file=sys.stderr)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from vagen.config import ConfigKeyError, parse_overrides
 from vagen.eval.metrics import frame_widths, score_episode, summarize
 from vagen.eval.policy import (
     DEVICES,
@@ -47,12 +48,16 @@ from vagen.eval.rows import (
     RowsError,
     SampleLookup,
     load_rows,
-    parse_overrides,
     shard_rows,
 )
 from vagen.eval.workers import WorkerError, run_workers
 
 Emit = Callable[[dict[str, Any]], None]
+
+
+def set_overrides(items: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE ...` as the env group keys they replace."""
+    return parse_overrides(items, "--set", "--set max_pixels=3136")
 
 
 class EvalError(RuntimeError):
@@ -126,14 +131,14 @@ class EvalConfig:
         return {"model": str(Path(self.model).expanduser().resolve()),
                 "data": str(Path(self.data).resolve()), "mode": self.mode,
                 "frames": self.frames, "protocol": self.protocol, "split": self.split,
-                "set": parse_overrides(self.set), "temperature": self.temperature,
+                "set": set_overrides(self.set), "temperature": self.temperature,
                 "seed": self.seed}
 
 
 def run(config: EvalConfig) -> dict[str, Any]:
     """Play the rows not yet in OUT/results.jsonl, then write the summary and plots."""
     rows = load_rows(config.data, config.mode, config.frames, config.protocol, config.split,
-                     parse_overrides(config.set), config.group_names())
+                     set_overrides(config.set), config.group_names())
     rows = rows[:config.limit]
     check_policy(config.backend, config.model, config.device)
     out = Path(config.out)
@@ -402,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         config = EvalConfig(**vars(args))
         summary = run(config)
     except (ValueError, FileNotFoundError, EnvServerError, WorkerError, EvalError) as err:
-        known = (RowsError, PolicyError, ResultsError, ConfigError, EvalError)
+        known = (RowsError, PolicyError, ResultsError, ConfigError, EvalError, ConfigKeyError)
         kind = "" if isinstance(err, known) else f"{type(err).__name__}: "
         print(f"vagen eval: error: {kind}{err}", file=sys.stderr)
         return 2

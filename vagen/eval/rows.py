@@ -94,19 +94,6 @@ def apply_mode(config: dict[str, Any], mode: str, frames: int | None = None) -> 
     return VideoQAConfig.from_dict(config).to_dict()
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["max_pixels=3136", "rewards={choice: 1.0}"]` -> a dict, values read as YAML."""
-    import yaml
-
-    parsed = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RowsError(f"--set '{item}' is not KEY=VALUE (e.g. --set max_pixels=3136)")
-        parsed[key.strip()] = yaml.safe_load(value)
-    return parsed
-
-
 def shard_rows(rows: list[EvalRow], shards: int) -> list[list[EvalRow]]:
     """Round-robin split for data-parallel workers: row i goes to shard i % shards, so every
     worker gets a share of each group (and of long and short videos)."""
