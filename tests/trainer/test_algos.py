@@ -337,3 +337,10 @@ def test_step_if_finite_skips_nan_gradients() -> None:
     stepped, norm = step_if_finite(optimizer, model.parameters(), max_grad_norm=None)
     assert stepped and norm == pytest.approx(math.sqrt(26))
     close(model.weight.detach() - before[0], [[-0.3, -0.4, 0.0]])
+
+
+def test_which_estimators_need_a_critic_is_said_where_they_register():
+    from vagen.trainer.algos import ADVANTAGE_ESTIMATORS, needs_values
+
+    assert [name for name in ADVANTAGE_ESTIMATORS.names() if needs_values(name)] == [
+        "bi_level_gae", "masked_gae"]

@@ -92,7 +92,7 @@ def grpo_turn(token_rewards: torch.Tensor, loss_mask: torch.Tensor, *,
     return turns.to_tokens(turn_adv), turns.to_tokens(turn_returns)
 
 
-@register_advantage_estimator("masked_gae")
+@register_advantage_estimator("masked_gae", needs_values=True)
 @torch.no_grad()
 def masked_gae(token_rewards: torch.Tensor, loss_mask: torch.Tensor, *,
                turn_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,
@@ -107,7 +107,7 @@ def masked_gae(token_rewards: torch.Tensor, loss_mask: torch.Tensor, *,
     return _maybe_whiten(advantages, mask, config), returns
 
 
-@register_advantage_estimator("bi_level_gae")
+@register_advantage_estimator("bi_level_gae", needs_values=True)
 @torch.no_grad()
 def bi_level_gae(token_rewards: torch.Tensor, loss_mask: torch.Tensor, *,
                  turn_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,

@@ -34,12 +34,27 @@ POLICY_LOSSES: Registry = Registry("policy loss", _load_builtins)
 KL_ESTIMATORS: Registry = Registry("KL estimator", _load_builtins)
 LOSS_AGGREGATIONS: Registry = Registry("loss aggregation", _load_builtins)
 
-register_advantage_estimator = ADVANTAGE_ESTIMATORS.register
 register_policy_loss = POLICY_LOSSES.register
 register_kl_estimator = KL_ESTIMATORS.register
 register_loss_aggregation = LOSS_AGGREGATIONS.register
 
 get_advantage_estimator = ADVANTAGE_ESTIMATORS.get
+
+
+def register_advantage_estimator(name: str, needs_values: bool = False):
+    """Decorator: register an estimator; `needs_values` says it needs a critic's values
+    (PPO), which every caller reads from here (`needs_values(name)`)."""
+
+    def decorator(fn):
+        fn.needs_values = needs_values
+        return ADVANTAGE_ESTIMATORS.add(name, fn)
+
+    return decorator
+
+
+def needs_values(name: str) -> bool:
+    """Whether the registered estimator `name` needs critic values."""
+    return bool(getattr(get_advantage_estimator(name), "needs_values", False))
 get_policy_loss = POLICY_LOSSES.get
 get_kl_estimator = KL_ESTIMATORS.get
 get_loss_aggregation = LOSS_AGGREGATIONS.get

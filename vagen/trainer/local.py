@@ -22,7 +22,7 @@ from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.backends.hf import HFBackend, gather_logprobs, policy_logits, token_logprobs
 from vagen.rollout.manager import RolloutConfig, RolloutManager, Trajectory
 from vagen.trainer.advantages import AdvantageConfig
-from vagen.trainer.algos import get_advantage_estimator
+from vagen.trainer.algos import get_advantage_estimator, needs_values
 from vagen.trainer.batch import TrajectoryView, rollout_metrics, training_batch
 from vagen.trainer.checkpoint import CheckpointManager
 from vagen.trainer.envs import EnvsConfig, TrainEnvs
@@ -57,7 +57,7 @@ class AlgoConfig:
         if self.mode == "grpo" and self.n < 2:
             raise ValueError(f"algo.n is {self.n}: GRPO compares samples of one prompt, so a "
                              "group of one learns nothing; set algo.n >= 2")
-        gae = self.adv_estimator in ("masked_gae", "bi_level_gae")
+        gae = needs_values(self.adv_estimator)
         if gae != (self.mode == "ppo"):
             raise ValueError(f"algo.adv_estimator {self.adv_estimator!r} does not fit "
                              f"algo.mode {self.mode!r}: GAE estimators need ppo's critic, "

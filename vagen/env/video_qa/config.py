@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vagen.env.base import ContextPolicy
+from vagen.video.pool import PoolConfig
 
 PROTOCOLS = ("retrieve", "query", "timestamps", "single")
 RETRIEVE_UNITS = ("index", "seconds")
@@ -30,6 +31,12 @@ class ConfigError(ValueError):
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _pool_key(name: str, most: float | None = None) -> Any:
+    """A field that is PoolConfig's `name`: its default and help come from there."""
+    pool = {f.name: f for f in fields(PoolConfig)}[name]
+    return _help(pool.default, pool.metadata["help"], most=most)
 
 
 def _help(default: Any, text: str, most: float | None = None, **kw: Any) -> Any:
@@ -69,12 +76,11 @@ class VideoQAConfig:
                                      "training and evaluation both read it", most=32768)
     retrieve_units: str = _help("index", "what <retrieve>s,e</retrieve> numbers are: index "
                                          "(pool frame indices, as Video-MTR) | seconds")
-    pool_fps: float = _help(1.0, "frame pool rate (frames per second of video)", most=30)
-    pool_max_frames: int = _help(64, "most frames in a video's pool", most=1024)
-    max_pixels: int = _help(448 * 448, "largest frame area after resizing (qwen-vl-utils; "
-                                       "28 x 28 x 1280 is Qwen2.5-VL's own largest)",
-                            most=28 * 28 * 1280)
-    min_pixels: int = _help(28 * 28, "smallest frame area after resizing")
+    # How a video becomes its frame pool: PoolConfig's keys, defaults and help.
+    pool_fps: float = _pool_key("pool_fps", most=30)
+    pool_max_frames: int = _pool_key("pool_max_frames", most=1024)
+    max_pixels: int = _pool_key("max_pixels", most=28 * 28 * 1280)
+    min_pixels: int = _pool_key("min_pixels")
     format_penalty: float = _help(-0.1, "reward of a malformed action turn "
                                         "(invalid_reward: penalty)")
     invalid_reward: str = _help("penalty", "what a malformed action earns: penalty "
@@ -150,6 +156,11 @@ class VideoQAConfig:
         for reward, weight in self.rewards.items():
             if not isinstance(weight, int | float) or isinstance(weight, bool):
                 self._fail("rewards", f"weight of '{reward}' must be a number, got {weight!r}")
+
+    def pool_config(self) -> PoolConfig:
+        """The frame pool of this group's videos (PoolConfig's keys of this config)."""
+        return PoolConfig(**{f.name: getattr(self, f.name) for f in fields(PoolConfig)
+                             if hasattr(self, f.name)})
 
     def context(self) -> ContextPolicy:
         """The group's context policy. Only the retrieve protocol drops old frames, and a

@@ -40,7 +40,7 @@ from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
 from vagen.rewards.grounding import evidence_seen, frame_set_iou
 from vagen.rewards.parsing import first_number
-from vagen.video.pool import FramePool, PoolConfig, get_pool, prefetch_pools
+from vagen.video.pool import FramePool, get_pool, prefetch_pools
 
 # The largest samples file an env group may name (its rows are held in memory).
 MAX_SAMPLES_BYTES = 1 << 30
@@ -86,10 +86,7 @@ class VideoQAEnv:
         self.config = config
         self.samples = load_env_samples(config)
         self.reward = combine(config.rewards)
-        self.pool_config = PoolConfig(pool_fps=config.pool_fps,
-                                       pool_max_frames=config.pool_max_frames,
-                                       max_pixels=config.max_pixels,
-                                       min_pixels=config.min_pixels)
+        self.pool_config = config.pool_config()
         self._episode: _Episode | None = None
 
     def context(self) -> ContextPolicy:

@@ -23,14 +23,14 @@ from verl.trainer.ppo import core_algos, ray_trainer
 
 from vagen.rewards.shaping import ShapingConfig
 from vagen.trainer.advantages import AdvantageConfig, turn_ids_from_loss_mask
-from vagen.trainer.algos import get_advantage_estimator
+from vagen.trainer.algos import get_advantage_estimator, needs_values
 from vagen.trainer.verl.agent_loop import FAILED
 from vagen.trainer.verl.shaping import TURN_INFOS, shaped_token_rewards
 
 # verl's names for AdvantageConfig fields; the other fields keep their own names.
 VERL_NAMES = {"gamma": "gamma", "lam": "lam", "norm_by_std": "norm_adv_by_std_in_grpo"}
-# Estimators registered into verl, and whether they need critic values.
-NEEDS_VALUES = {"grpo_turn": False, "bi_level_gae": True}
+# vagen's estimators registered into verl (whether they need critic values: the registry).
+VERL_ESTIMATORS = ("grpo_turn", "bi_level_gae")
 
 _VERL_COMPUTE_ADVANTAGE = ray_trainer.compute_advantage
 
@@ -52,7 +52,7 @@ def _verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor
                   **_verl_extras: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """`(advantages, returns)`, each `(bs, response_length)`; verl may also pass
         `reward_baselines`, which these estimators do not use."""
-        if NEEDS_VALUES[name] and values is None:
+        if needs_values(name) and values is None:
             raise ValueError(f"algorithm.adv_estimator={name} needs critic values: set "
                              "critic.enable=true and run through vagen.trainer.verl.main")
         fn = get_advantage_estimator(name)
@@ -64,7 +64,12 @@ def _verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor
     return estimator
 
 
-ESTIMATORS = {name: _verl_estimator(name) for name in NEEDS_VALUES}
+ESTIMATORS = {name: _verl_estimator(name) for name in VERL_ESTIMATORS}
+
+
+def verl_needs_values(name: str) -> bool:
+    """Whether the estimator verl runs as `name` is one of ours that needs critic values."""
+    return name in VERL_ESTIMATORS and needs_values(name)
 
 
 def register_estimators() -> None:
@@ -78,7 +83,7 @@ def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
                       norm_adv_by_std_in_grpo: bool = True, config: Any = None,
                       shaping: ShapingConfig | None = None) -> Any:
     """verl's `ray_trainer.compute_advantage` (same signature), except that the estimators
-    in NEEDS_VALUES that need them get the critic's `values`, and with `shaping` each turn's
+    that need them get the critic's `values`, and with `shaping` each turn's
     reward is Video-MTR's shaped one (`vagen.trainer.verl.shaping`). A dropped trajectory
     (the agent loop's `FAILED`) is a group of its own, so its stand-in score moves no
     other sample's baseline."""
@@ -88,7 +93,7 @@ def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
             data.batch["token_level_rewards"], data.batch["response_mask"],
             data.non_tensor_batch[TURN_INFOS], data.non_tensor_batch["turn_scores"], shaping)
     name = adv_estimator.value if isinstance(adv_estimator, Enum) else adv_estimator
-    if not NEEDS_VALUES.get(name, False):
+    if not verl_needs_values(name):
         return _VERL_COMPUTE_ADVANTAGE(data, adv_estimator, gamma, lam, num_repeat,
                                        norm_adv_by_std_in_grpo, config)
     if "values" not in data.batch.keys():

@@ -144,14 +144,14 @@ def check_config(config: DictConfig, load_model: bool = True) -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
-    from vagen.trainer.verl.advantages import NEEDS_VALUES
+    from vagen.trainer.verl.advantages import verl_needs_values
     from vagen.trainer.verl.agent_loop import VerlAgentConfig
     from vagen.trainer.verl.shaping import shaping_config
 
     VerlAgentConfig.from_dict(config.vagen.agent)
     shaping_config(config.vagen)
     estimator = config.algorithm.adv_estimator
-    if NEEDS_VALUES.get(estimator) and config.critic.enable is not True:
+    if verl_needs_values(estimator) and config.critic.enable is not True:
         raise ValueError(f"algorithm.adv_estimator={estimator} needs critic values; set "
                          "critic.enable=true")
     if config.data.get("mm_processor_kwargs"):
