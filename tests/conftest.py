@@ -27,3 +27,12 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Qwen2.5-VL, saved like a real checkpoint. Built next to pytest's per-run
     folders, so later runs reuse it (the folder name is a hash of its config)."""
     return tiny_model_dir(tmp_path_factory.getbasetemp().parent / "vagen-tiny-models")
+
+
+@pytest.fixture(scope="session")
+def verl_checkpoint(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model (weights doubled) saved in verl's FSDP checkpoint layout by verl's own
+    checkpoint manager; eval and the merger tests share it (it is merged once)."""
+    from tests.trainer.verl.checkpoints import write_verl_checkpoint
+
+    return write_verl_checkpoint(tiny_model_path, tmp_path_factory.mktemp("verl-ckpt"))

@@ -3,6 +3,7 @@ start-up imports come from is requested, directly or as a dependency of what is.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -24,7 +25,8 @@ STARTUP_MODULES = [
 GPU_ONLY = {"vllm", "flash-attn"}
 
 
-def dry_run(*args: str) -> list[str]:
+@functools.cache
+def dry_run(*args: str) -> list[list[str]]:
     out = subprocess.run(["bash", str(ROOT / "install.sh"), *args, "--dry-run"], check=True,
                          capture_output=True, text=True, timeout=120).stdout
     return [line.split("#")[0].split()[2:] for line in out.splitlines()
@@ -86,15 +88,20 @@ def start_up_with_only(names: set[str], view: Path) -> subprocess.CompletedProce
                           timeout=300, cwd=ROOT, env={"PYTHONPATH": str(view), "HOME": str(view)})
 
 
+@functools.cache
+def gpu_names() -> frozenset[str]:
+    return frozenset(closure(requested(dry_run("--gpu"))))
+
+
 def test_gpu_dry_run_requests_every_distribution_the_recipes_import(tmp_path):
-    names = closure(requested(dry_run("--gpu")))
+    names = gpu_names()
     assert GPU_ONLY <= names
     started = start_up_with_only(names, tmp_path / "site")
     assert started.returncode == 0, started.stderr[-3000:]
 
 
 def test_the_start_up_check_catches_a_missing_distribution(tmp_path):
-    names = closure(requested(dry_run("--gpu"))) - {"hydra-core"}
+    names = gpu_names() - {"hydra-core"}
     started = start_up_with_only(names, tmp_path / "site")
     assert started.returncode != 0 and "No module named 'hydra'" in started.stderr
 

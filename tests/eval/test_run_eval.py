@@ -39,13 +39,19 @@ def _env_config() -> dict:
 
 
 @pytest.mark.slow
-def test_cpu_run_serves_evaluates_and_stops_the_server(tmp_path, model_path):
+def test_cpu_run_serves_evaluates_and_stops_the_server(tmp_path, verl_checkpoint):
+    """Scored from a checkpoint in verl's layout: run_eval.sh merges it (verl's model
+    merger, once per checkpoint) and evaluates the merged folder."""
+    from vagen.trainer.verl.merge import MERGED
+
+    step = verl_checkpoint
     (tmp_path / "env_config.yaml").write_text(yaml.safe_dump(_env_config()))
-    done = _run(["--device", "cpu", "--model", str(model_path), "--n", "2", "--out", "out",
+    done = _run(["--device", "cpu", "--model", str(step), "--n", "2", "--out", "out",
                  "--set", "max_new_tokens=8", "--cpu-threads", "1"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["run"]["model"] == str(step / "actor" / MERGED)
     assert {g: m["n"] for g, m in summary["by_group"].items()} == {"retrieve-test": 2,
                                                                    "single-test": 2}
     assert summary["by_group"]["single-test"]["mean_turns"] == 1.0
