@@ -228,14 +228,13 @@ def play_batch(manager: Any, slots: EnvSlots, batch: list[EvalRow], lookup: Samp
     try:
         trajectories = manager.run(env_ids, [row.seed for row in batch])
     except EnvServerError as err:
-        failed = {env_id: answer for env_id, answer in err.failures.items()
-                  if answer[0] is not None and env_id in env_ids}
+        failed = err.answered(env_ids)
         if not failed:
             raise
         rest = []
         for env_id, row in zip(env_ids, batch, strict=True):
             if env_id in failed:
-                emit(failed_result(row, lookup, failed[env_id][1]))
+                emit(failed_result(row, lookup, failed[env_id]))
             else:
                 rest.append(row)
         if rest:

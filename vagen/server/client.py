@@ -50,6 +50,13 @@ class EnvServerError(RuntimeError):
         self.partial = partial or {}
         self.failures = failures or {env_id: (status, message) for env_id in self.env_ids}
 
+    def answered(self, env_ids: Sequence[str]) -> dict[str, str]:
+        """The messages of those of `env_ids` whose server answered with an error (the env
+        cannot play: a bad video or row), leaving out envs whose server did not answer."""
+        mine = set(env_ids)
+        return {env_id: message for env_id, (status, message) in self.failures.items()
+                if status is not None and env_id in mine}
+
 
 class EnvClient:
     """Batched env calls against servers at `urls` (e.g. "http://127.0.0.1:5000").

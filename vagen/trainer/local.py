@@ -188,10 +188,10 @@ class LocalTrainer:
                 return self.rollout.run(self.envs.env_ids, expanded,
                                         [g for g in range(len(seeds)) for _ in range(n)])
             except EnvServerError as err:
-                positions = {env_id: i for i, env_id in enumerate(self.envs.env_ids)}
-                bad = {expanded[positions[env_id]]: message
-                       for env_id, (status, message) in err.failures.items()
-                       if status is not None and env_id in positions}
+                failed = err.answered(self.envs.env_ids)
+                bad = {seed: failed[env_id]
+                       for env_id, seed in zip(self.envs.env_ids, expanded, strict=True)
+                       if env_id in failed}
                 if not bad:  # no answer at all: the server is down; resume when it is back
                     raise
                 self.failed_prompts += len(bad)
