@@ -41,10 +41,10 @@ class TrainEnvs:
         if config.group not in groups:
             raise KeyError(f"envs.group '{config.group}' is not in {config.config}; groups: "
                            f"{', '.join(sorted(groups))}")
-        group = groups[config.group]
-        self.context = VideoQAConfig.from_dict(group).context()
-        self.num_prompts = int(group.get("n", VideoQAConfig.n))
-        self.first_seed = int(group.get("seed", VideoQAConfig.seed))
+        group = VideoQAConfig.from_dict(groups[config.group])
+        self.context = group.context()
+        self.num_prompts = group.n
+        self.first_seed = group.seed
         self.seed = seed
         self.max_failed_share = config.max_failed_share
         self.broken: dict[int, str] = {}  # seeds that cannot be played -> their error
