@@ -112,8 +112,8 @@ def fill_duration(sample: Sample, probed: dict[str, float | None]) -> None:
     for video in sample.videos:
         if video not in probed:
             try:
-                probed[video] = probe_video(video).duration_s if Path(video).is_file() else None
-            except VideoError:
+                probed[video] = probe_video(video).duration_s
+            except VideoError:  # missing, empty, a folder or undecodable
                 probed[video] = None
     durations = [probed[video] for video in sample.videos]
     if durations and all(d is not None for d in durations):

@@ -222,26 +222,24 @@ def _check_text(body: Any) -> None:
         if depth > MAX_BODY_DEPTH:
             raise RequestError(f"{where}: nests deeper than {MAX_BODY_DEPTH} levels", where)
         if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise RequestError(f"{where}: not valid text (a lone surrogate)",
-                                   where) from None
+            if not _is_text(value):
+                raise RequestError(f"{where}: not valid text (a lone surrogate)", where)
         elif isinstance(value, dict):
             for key, item in value.items():
                 stack.append((key, where, depth + 1))
-                stack.append((item, f"{where}.{key}" if _printable(key) else where,
-                              depth + 1))
+                named = _is_text(key) and len(key) <= 64  # a key fit to name in the path
+                stack.append((item, f"{where}.{key}" if named else where, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
 
 
-def _printable(key: str) -> bool:
+def _is_text(value: str) -> bool:
+    """Whether `value` encodes as UTF-8 (no lone surrogates)."""
     try:
-        key.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError:
         return False
-    return len(key) <= 64
+    return True
 
 
 def _answer(slots: list[Slot], codec: Codec,

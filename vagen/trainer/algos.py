@@ -39,6 +39,9 @@ register_kl_estimator = KL_ESTIMATORS.register
 register_loss_aggregation = LOSS_AGGREGATIONS.register
 
 get_advantage_estimator = ADVANTAGE_ESTIMATORS.get
+get_policy_loss = POLICY_LOSSES.get
+get_kl_estimator = KL_ESTIMATORS.get
+get_loss_aggregation = LOSS_AGGREGATIONS.get
 
 
 def register_advantage_estimator(name: str, needs_values: bool = False):
@@ -55,7 +58,4 @@ def register_advantage_estimator(name: str, needs_values: bool = False):
 def needs_values(name: str) -> bool:
     """Whether the registered estimator `name` needs critic values."""
     return bool(getattr(get_advantage_estimator(name), "needs_values", False))
-get_policy_loss = POLICY_LOSSES.get
-get_kl_estimator = KL_ESTIMATORS.get
-get_loss_aggregation = LOSS_AGGREGATIONS.get
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from uuid import uuid4
@@ -356,8 +357,8 @@ def failure_metrics(reasons: list[str | None], max_share: float) -> dict[str, fl
     """How many of a step's trajectories failed, in all and per reason; raises when more
     than `max_share` of them did (the env servers are likely down: stop, then resume)."""
     failed = [reason for reason in reasons if reason]
-    counts = {f"{FAILED_METRIC}/{reason}": float(failed.count(reason))
-              for reason in sorted(set(failed))}
+    counts = {f"{FAILED_METRIC}/{reason}": float(n)
+              for reason, n in sorted(Counter(failed).items())}
     if reasons and len(failed) > max_share * len(reasons):
         raise RuntimeError(
             f"{len(failed)} of {len(reasons)} trajectories failed this step ("

@@ -11,18 +11,18 @@ from omegaconf import DictConfig, open_dict
 
 from vagen.env import load_env_groups
 from vagen.env.video_qa.config import VideoQAConfig
+from vagen.video.pool import PoolConfig
 
 LIMIT_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt"
-# Qwen2.5-VL: a 14-pixel patch, 2x2 patches merged into one token.
-DEFAULT_PIXELS_PER_TOKEN_SIDE = 28
 
 
 def pixels_per_token_side(model_path: str) -> int:
     """The side in pixels of one image token: the processor's patch size x merge size (28
-    for Qwen2.5-VL, 32 for Qwen3-VL); the Qwen2.5-VL value when the model is not local."""
+    for Qwen2.5-VL, 32 for Qwen3-VL); the frame pool's default grid when the model is not
+    local."""
     config = Path(model_path).expanduser() / "preprocessor_config.json"
     if not config.is_file():
-        return DEFAULT_PIXELS_PER_TOKEN_SIDE
+        return PoolConfig.image_factor
     values = json.loads(config.read_text())
     return int(values.get("patch_size", 14)) * int(values.get("merge_size", 2))
 
