@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,17 +46,25 @@ def parse_overrides(items: list[str], what: str = "override",
     return OmegaConf.to_container(OmegaConf.from_dotlist(list(items))) or {}
 
 
+def check_keys(cls: type, keys: Iterable[str], where: str = "", prefix: str = "",
+               error: type[Exception] = ConfigKeyError) -> None:
+    """The one unknown-key check of every config: the first of `keys` that is no field of
+    dataclass `cls` is an `error` naming it (`where: ` first, `prefix` on the key) and listing
+    the valid keys."""
+    known = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise error(f"{f'{where}: ' if where else ''}unknown key '{prefix}{unknown[0]}'; "
+                    f"valid keys: {', '.join(known)}")
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Recursively build dataclass `cls` from plain data; errors name the dotted key."""
     if not isinstance(data, dict):
         raise ConfigKeyError(f"'{prefix.rstrip('.') or cls.__name__}' must be a mapping, "
                              f"got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigKeyError(f"unknown config key '{prefix}{unknown[0]}'; valid keys under "
-                             f"'{prefix.rstrip('.') or 'the top level'}': {', '.join(known)}")
+    check_keys(cls, sorted(data), prefix=prefix)
     kwargs = {name: _coerce(hints[name], value, f"{prefix}{name}") for name, value in data.items()}
     try:
         return cls(**kwargs)
@@ -82,7 +91,8 @@ def config_keys(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
         if dataclasses.is_dataclass(hint):
             keys += config_keys(hint, f"{prefix}{f.name}.")
             continue
-        kind = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        kind = (str(hint).replace("typing.", "") if typing.get_origin(hint)
+                else getattr(hint, "__name__", str(hint)))
         keys.append((f"{prefix}{f.name}", kind,
                      None if default is dataclasses.MISSING else default,
                      f.metadata.get("help", "")))
@@ -105,6 +115,42 @@ def config_parser(prog: str, description: str, cls: type):
     parser.add_argument("--config", help="YAML config (keys of the config dataclasses)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-5")
     return parser
+
+
+def add_flags(parser: Any, cls: type, exclude: tuple[str, ...] = ()) -> None:
+    """One `--flag` per field of the flat dataclass `cls` (but `exclude`), for the commands
+    whose settings are flags (eval, data synth, data convert): type, default, help text,
+    `required` and `choices` come from the field, so the dataclass stays the one source of
+    each. A bool defaulting to False is `--name`, one defaulting to True is `--no-name`; a
+    list is `--name A B` and extends when given twice. Unset flags stay None, so
+    `flag_values` passes only what the user gave."""
+    hints = typing.get_type_hints(cls)
+    for key, kind, default, text in config_keys(cls):
+        if key in exclude:
+            continue
+        meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
+        flag = "--" + key.replace("_", "-")
+        if hints[key] is bool:
+            flag = "--no-" + key.replace("_", "-") if default else flag
+            parser.add_argument(flag, dest=key, action="store_false" if default else "store_true",
+                                default=None, help=text)
+            continue
+        hint = hints[key]
+        many = typing.get_origin(hint) is list
+        scalar = next(t for t in (typing.get_args(hint) if many or typing.get_origin(hint)
+                                  else (hint,)) if t is not type(None))
+        shown = (f"{text} ({kind}, default {default!r})" if default not in (None, "", [])
+                 else f"{text} ({kind})")
+        parser.add_argument(flag, dest=key, type=scalar, nargs="+" if many else None,
+                            action="extend" if many else "store", default=None,
+                            required=meta.get("required", False), choices=meta.get("choices"),
+                            metavar=meta.get("metavar"), help=shown)
+
+
+def flag_values(args: Any, cls: type) -> dict[str, Any]:
+    """The fields of `cls` the user set on the command line (see `add_flags`)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
 
 
 def parse_config_args(argv: list[str] | None, prog: str, description: str, cls: type[T]) -> T:

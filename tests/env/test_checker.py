@@ -1,12 +1,14 @@
 import itertools
 
+import numpy as np
 import pytest
 
 from vagen.env import EnvCheckError, check_env, list_envs, make_env
-from vagen.env.video_qa import PROTOCOLS, VideoQAConfig, VideoQAEnv
+from vagen.env.video_qa import VideoQAConfig, VideoQAEnv
+from vagen.env.video_qa.protocols import BUILT_IN
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", BUILT_IN)
 @pytest.mark.parametrize("seed", [0, 1])  # one video, two videos
 def test_every_protocol_passes(env_config, protocol, seed):
     check_env(make_env("video_qa", env_config(protocol)), seed=seed)
@@ -68,6 +70,20 @@ class ForgetsCorrect(Broken):
         return result
 
 
+class CountsFramesAsText(Broken):
+    def step(self, action_text):
+        result = super().step(action_text)
+        result.info["frames_seen"] = str(result.info["frames_seen"])
+        return result
+
+
+class ReportsNumpy(Broken):
+    def step(self, action_text):
+        result = super().step(action_text)
+        result.info["extra_score"] = np.float32(0.5)
+        return result
+
+
 class NeverTruncates(Broken):
     def step(self, action_text):
         result = super().step(action_text)
@@ -102,7 +118,9 @@ class NoPrompt:
                      r"the seed and the actions"),
     (RaisesOnGarbage, r"raised ValueError\('cannot parse'\); model text must never raise: "
                       r"return a turn with valid_action=False"),
-    (ForgetsCorrect, r"info lacks \['correct'\]; every step's info carries valid_action, turn"),
+    (ForgetsCorrect, r"info lacks \['correct'\]; every env step reports valid_action, turn"),
+    (CountsFramesAsText, r"info\['frames_seen'\] is '\d+'; StepInfo.frames_seen must be int"),
+    (ReportsNumpy, r"info is not JSON .*report plain numbers"),
     (NeverTruncates, r"50 malformed actions did not end the episode; end it with "
                      r"truncated=True"),
     (ClosesOnce, r"close\(\) twice raised RuntimeError\('already closed'\); make close\(\) "

@@ -10,7 +10,8 @@ from vagen.data.convert import ConvertOptions, convert
 from vagen.data.sample import load_samples
 from vagen.env import load_env_groups, make_env
 from vagen.env.dataset import main
-from vagen.env.video_qa import PROTOCOLS, VideoQAConfig
+from vagen.env.video_qa import VideoQAConfig
+from vagen.env.video_qa.protocols import BUILT_IN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +107,7 @@ def test_the_default_env_config_has_every_protocol_for_train_and_test():
     groups = load_env_groups(path)
     configs = [VideoQAConfig.from_dict(group) for group in groups.values()]
     assert {(c.protocol, c.split) for c in configs} == {
-        (p, s) for p in PROTOCOLS for s in ("train", "test")}
+        (p, s) for p in BUILT_IN for s in ("train", "test")}
     outs = {entry["out"] for entry in yaml.safe_load(path.read_text())["synthetic"]}
     assert {str(Path(c.data).parent) for c in configs} == outs
     assert all((c.max_turns, c.initial_frames, c.frames_per_turn, c.pool_max_frames) ==

@@ -3,7 +3,7 @@ import pytest
 
 from tests.env.conftest import green_of, second_of
 from vagen.env import make_env
-from vagen.env.base import IMAGE_PLACEHOLDER, REQUIRED_INFO_KEYS
+from vagen.env.base import IMAGE_PLACEHOLDER, StepInfo
 from vagen.env.video_qa.env import LAST_TURN_ERROR
 
 ONE_VIDEO, TWO_VIDEOS = 0, 1  # seeds: reset(seed) plays sample seed % 2
@@ -140,7 +140,7 @@ def test_bad_actions_are_penalised_turns(env_config, text):
     result = env.step(text)
     assert result.reward == -0.1 and result.info["reward_parts"] == {"format_penalty": -0.1}
     assert not result.done and result.obs.frames == []
-    assert set(REQUIRED_INFO_KEYS) <= set(result.info)
+    assert set(StepInfo.required()) <= set(result.info)
     assert result.info | {"error": ""} == result.info | {
         "valid_action": False, "action_type": "invalid", "turn": 1, "frames_seen": 4,
         "answer": None, "correct": False, "error": ""}

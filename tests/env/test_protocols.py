@@ -5,10 +5,14 @@ import pytest
 from vagen.env.video_qa.protocols import (
     Action,
     FrameRequest,
+    Protocol,
     VideoLayout,
+    action_tags,
     get_protocol,
     parse_action,
     register_protocol,
+    request_actions,
+    stop_strings,
 )
 
 ONE = VideoLayout(pool_sizes=(20,), durations=(20.0,))
@@ -135,7 +139,7 @@ def test_fuzzed_text_never_raises():
 
 def test_protocol_registry_rejects_duplicates_and_names_the_valid_ones():
     with pytest.raises(ValueError, match="already registered"):
-        register_protocol("retrieve", tag="retrieve", action_type="retrieve")(None)
+        register_protocol(Protocol(name="retrieve", action_type="answer"))
     with pytest.raises(KeyError, match="unknown protocol .*: query, retrieve, single, timestamps"):
         get_protocol("grab")
 
@@ -193,3 +197,18 @@ def test_the_largest_accepted_action_parses_in_its_budget(protocol, unit):
     normal = f"<think>look</think><{tag}>1,5</{tag}>"
     assert _parse_seconds(protocol, largest) < 50_000 * max(_parse_seconds(protocol, normal),
                                                             1e-6)
+
+
+def test_a_protocol_that_asks_must_say_how_and_one_that_answers_must_not():
+    with pytest.raises(ValueError, match="has tag 'clip' but no parse_body, write_part, text"):
+        Protocol(name="clip", action_type="clip", tag="clip")
+    with pytest.raises(ValueError, match="only answers; drop"):
+        Protocol(name="answer-only", action_type="answer", windowed=True)
+
+
+def test_stop_strings_metrics_and_tokens_come_from_the_registered_protocols():
+    assert stop_strings() == ("</answer>", "</retrieve>", "</query>", "</frames>")
+    assert request_actions() == ("retrieve", "query", "frames")
+    assert action_tags()[:4] == ("<think>", "</think>", "<answer>", "</answer>")
+    assert {"<summary>", "</response>"} <= set(action_tags())
+    assert len(action_tags()) == len(set(action_tags()))

@@ -39,12 +39,12 @@ def test_a_pool_frame_stands_for_its_bin():
 
 def test_score_of_a_retrieve_then_invalid_then_answer_episode():
     infos = [
-        {"valid_action": True, "action_type": "retrieve", "frames_seen": 8, "correct": False,
-         "seen_times": OPENING + RETRIEVED},
-        {"valid_action": False, "action_type": "invalid", "frames_seen": 8, "correct": False,
-         "seen_times": OPENING + RETRIEVED},
-        {"valid_action": True, "action_type": "answer", "answer": "8", "frames_seen": 8,
-         "correct": False, "seen_times": OPENING + RETRIEVED},
+        {"valid_action": True, "action_type": "retrieve", "turn": 1, "answer": None,
+         "frames_seen": 8, "correct": False, "seen_times": OPENING + RETRIEVED},
+        {"valid_action": False, "action_type": "invalid", "turn": 2, "answer": None,
+         "frames_seen": 8, "correct": False, "seen_times": OPENING + RETRIEVED},
+        {"valid_action": True, "action_type": "answer", "turn": 3, "answer": "8",
+         "frames_seen": 8, "correct": False, "seen_times": OPENING + RETRIEVED},
     ]
     responses = ["<retrieve>10,13</retrieve>", "hmm", "<answer>8</answer>"]
     score = score_episode(COUNT_SAMPLE, responses, infos, widths=[1.0])
@@ -56,15 +56,15 @@ def test_score_of_a_retrieve_then_invalid_then_answer_episode():
 
 
 def test_an_unanswered_number_question_scores_zero_and_choices_have_no_numeric_reward():
-    truncated = [{"valid_action": False, "action_type": "invalid", "frames_seen": 4,
-                  "correct": False, "seen_times": OPENING}]
+    truncated = [{"valid_action": False, "action_type": "invalid", "turn": 1, "answer": None,
+                  "frames_seen": 4, "correct": False, "seen_times": OPENING}]
     score = score_episode(COUNT_SAMPLE, ["<answer>3"], truncated, widths=[1.0])
     assert score["prediction"] is None
     assert score["numeric_reward"] == 0.0
     assert score["temporal_iou"] == 0.0  # no viewed bin touches [10, 14]
     assert score["evidence_seen"] is False
-    answered = [{"valid_action": True, "action_type": "answer", "answer": "B", "correct": True,
-                 "frames_seen": 4, "seen_times": OPENING}]
+    answered = [{"valid_action": True, "action_type": "answer", "turn": 1, "answer": "B",
+                 "correct": True, "frames_seen": 4, "seen_times": OPENING}]
     score = score_episode(CHOICE_SAMPLE, ["<answer>B</answer>"], answered, widths=[1.0])
     assert (score["correct"], score["numeric_reward"], score["temporal_iou"]) == (True, None, None)
 

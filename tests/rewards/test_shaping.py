@@ -8,7 +8,6 @@ from vagen.rewards.shaping import (
     TurnRecord,
     discounted_returns,
     exploration_bonus,
-    record_from_infos,
     retrieve_ratio,
     shape_batch,
     turn_rewards,
@@ -154,25 +153,3 @@ def test_trajectory_record_checks():
         TrajectoryRecord(turns=[fetch(0.1), ANSWER], correct=True, answer_turn=1)
     with pytest.raises(ValueError, match="correct=True needs answer_turn"):
         TrajectoryRecord(turns=[ANSWER], correct=True)
-
-
-def info(action_type="retrieve", valid=True, frames_iou=None, correct=False):
-    return {"valid_action": valid, "action_type": action_type, "correct": correct,
-            "frames_iou": frames_iou, "initial_iou": 0.2}
-
-
-def test_record_from_env_infos():
-    record = record_from_infos([info(frames_iou=0.5), info(valid=False),
-                                info("answer", correct=True)])
-    assert record == traj([fetch(0.5), INVALID, ANSWER], correct=True, initial_iou=0.2)
-    # a request that returned no frames fetched nothing; an unanswered episode has no answer
-    unanswered = record_from_infos([info(), info("invalid", valid=False)])
-    assert unanswered.answer_turn is None and not unanswered.correct
-    assert not unanswered.retrieves
-
-
-def test_record_needs_the_envs_iou_keys():
-    with pytest.raises(ValueError, match=r"\['frames_iou', 'initial_iou'\]"):
-        record_from_infos([{"valid_action": True, "action_type": "answer"}])
-    with pytest.raises(ValueError, match="no turns"):
-        record_from_infos([])

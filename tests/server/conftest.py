@@ -13,7 +13,7 @@ import pytest
 
 from tests.server.frames_env import VIDEO_FRAMES  # importing it registers "test_frames"
 from vagen.data.synthetic import SynthConfig, generate_dataset
-from vagen.env.video_qa import PROTOCOLS
+from vagen.env.video_qa.protocols import BUILT_IN
 from vagen.server.app import BackgroundServer
 from vagen.server.service import EnvService
 from vagen.video.encode import write_mp4
@@ -47,7 +47,7 @@ def groups(video_path: Path, synthetic_samples: Path) -> dict[str, dict[str, Any
                              "data": str(synthetic_samples), "initial_frames": 8,
                              "frames_per_turn": 4, "max_pixels": 56 * 56,
                              "max_turns": 1 if protocol == "single" else 3}
-          for protocol in PROTOCOLS}
+          for protocol in BUILT_IN}
     return {"frames": {"name": "frames", "env": "test_frames", "video": str(video_path)}, **qa}
 
 

@@ -13,7 +13,7 @@ from tests.server.frames_env import CRASH_ACTION, start_server_process
 from vagen.env.base import StepResult
 from vagen.env.checker import check_env
 from vagen.env.registry import make_env
-from vagen.env.video_qa import PROTOCOLS
+from vagen.env.video_qa.protocols import BUILT_IN
 from vagen.server.client import EnvClient, EnvServerError, RemoteEnv
 from vagen.server.wire import to_plain
 
@@ -48,7 +48,7 @@ def test_batched_calls_through_the_client(server):
     assert len(server.service) == 0  # leaving the block closed the rest
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", BUILT_IN)
 def test_each_protocol_over_http_matches_the_local_env(server, groups, protocol):
     """Oracle episodes and malformed-action episodes give, through the server, exactly
     what the same env gives in process."""
@@ -82,7 +82,7 @@ def test_each_protocol_over_http_matches_the_local_env(server, groups, protocol)
                            for r in ended.values())
 
 
-@pytest.mark.parametrize("group", ["frames", *(f"qa-{p}" for p in PROTOCOLS)])
+@pytest.mark.parametrize("group", ["frames", *(f"qa-{p}" for p in BUILT_IN)])
 def test_check_env_passes_in_process_and_through_the_client(server, groups, group):
     check_env(make_env(groups[group]["env"], groups[group]), seed=1)
     with EnvClient(server.url) as client:

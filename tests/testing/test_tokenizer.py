@@ -3,7 +3,8 @@ single tokens, lossless text, and the Qwen2.5-VL chat template."""
 
 import pytest
 
-from vagen.testing.tokenizer import ACTION_TAGS, SPECIAL_TOKENS, build_tokenizer
+from vagen.env.video_qa.protocols import action_tags
+from vagen.testing.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +14,7 @@ def tokenizer(tiny_processor):
 
 def test_special_tokens_are_consecutive_in_qwen_order_after_the_bpe_vocab(tokenizer):
     ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
-    first = len(tokenizer) - len(SPECIAL_TOKENS) - len(ACTION_TAGS)
+    first = len(tokenizer) - len(SPECIAL_TOKENS) - len(action_tags())
     assert ids == list(range(first, first + len(SPECIAL_TOKENS)))
     assert tokenizer.eos_token == "<|im_end|>"
     assert tokenizer.pad_token == "<|endoftext|>"
@@ -27,7 +28,7 @@ def test_reloaded_tokenizer_encodes_like_the_freshly_built_one(tokenizer):
     assert len(tokenizer) == len(fresh)
 
 
-@pytest.mark.parametrize("tag", ACTION_TAGS)
+@pytest.mark.parametrize("tag", action_tags())
 def test_every_action_tag_is_one_token_even_inside_words(tokenizer, tag):
     tag_id = tokenizer.convert_tokens_to_ids(tag)
     assert tokenizer.encode(tag, add_special_tokens=False) == [tag_id]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from vagen.env.base import StepInfo
 from vagen.rollout.manager import Trajectory, TurnRecord
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.trainer.advantages import AdvantageConfig
@@ -110,7 +111,10 @@ def test_training_batch_rows_are_segments_and_the_view_rejoins_them(codec: ChatC
 
 
 def _turn(tokens: int, reward: float, **info) -> TurnRecord:
-    return TurnRecord("", tokens, reward, info)
+    """A turn whose info is a StepInfo dict: `info` on top of an unanswered first turn."""
+    return TurnRecord("", tokens, reward, StepInfo(
+        **{"valid_action": True, "turn": 1, "frames_seen": 0, "answer": None,
+           "correct": False, **info}).to_dict())
 
 
 def test_rollout_metrics_are_means_over_trajectories() -> None:

@@ -13,12 +13,13 @@ import sys
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from vagen.config import add_flags, flag_values
 from vagen.data.sample import Sample, SampleError, save_samples
 from vagen.registry import Registry
 
@@ -70,7 +71,7 @@ def list_converters() -> list[str]:
 
 @dataclass
 class ConvertOptions:
-    """How rows become samples; the CLI flags mirror these fields."""
+    """How rows become samples; each field is a `vagen data convert` flag (`add_flags`)."""
 
     video_root: str | None = field(default=None, metadata={
         "help": "folder the benchmark's video names are resolved against "
@@ -163,7 +164,6 @@ def convert(fmt: str, path: str | Path, options: ConvertOptions | None = None) -
 
 
 def _parser() -> argparse.ArgumentParser:
-    helps = {f.name: f.metadata["help"] for f in fields(ConvertOptions)}
     parser = argparse.ArgumentParser(
         prog="vagen data convert",
         description="Convert a benchmark's annotation file into the vagen sample schema "
@@ -172,12 +172,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"annotation format: {', '.join(list_converters())}")
     parser.add_argument("input", type=Path, metavar="IN", help="annotation file (or folder)")
     parser.add_argument("output", type=Path, metavar="OUT", help="samples file to write")
-    parser.add_argument("--video-root", help=helps["video_root"])
-    parser.add_argument("--no-check-videos", dest="check_videos", action="store_false",
-                        help=helps["check_videos"])
-    parser.add_argument("--skip-missing", action="store_true", help=helps["skip_missing"])
-    parser.add_argument("--answered-only", action="store_true", help=helps["answered_only"])
-    parser.add_argument("--source", help=helps["source"])
+    add_flags(parser, ConvertOptions)
     return parser
 
 
@@ -185,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     prog = "vagen data convert"
     try:
-        options = ConvertOptions(video_root=args.video_root, check_videos=args.check_videos,
-                                 skip_missing=args.skip_missing,
-                                 answered_only=args.answered_only, source=args.source)
+        options = ConvertOptions(**flag_values(args, ConvertOptions))
         result = convert(args.fmt, args.input, options)
     except KeyError as err:
         print(f"{prog}: {err.args[0]}", file=sys.stderr)

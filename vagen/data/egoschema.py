@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from vagen.data.convert import Converter, Row, register_converter
-from vagen.data.parse import companion, letter, read_json, read_json_list, require, video_path
-from vagen.data.sample import Sample, SampleError
+from vagen.data.parse import companion, read_json, read_json_list, require, video_path
+from vagen.data.sample import Sample, SampleError, option_letter
 
 NUM_OPTIONS = 5
 ANSWERS = "subset_answers.json"
@@ -36,7 +36,7 @@ class EgoSchema(Converter):
             index = self.answers[uid]
             if not isinstance(index, int) or not 0 <= index < NUM_OPTIONS:
                 raise SampleError(f"{ANSWERS} gives {index!r} for {uid}; expected 0..4")
-            answer = letter(index)
+            answer = option_letter(index)
         clip = self.ego4d.get(uid)
         duration = (float(require(clip, "ending_sec")) - float(require(clip, "starting_sec"))
                     if clip else None)

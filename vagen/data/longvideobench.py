@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from vagen.data.convert import Converter, Row, register_converter
-from vagen.data.parse import as_int, letter, read_json_list, require, video_path
-from vagen.data.sample import Sample, SampleError
+from vagen.data.parse import as_int, read_json_list, require, video_path
+from vagen.data.sample import Sample, SampleError, option_letter
 
 _EXTRA_FIELDS = ("video_id", "duration_group", "topic_category", "level", "position", "type",
                  "question_wo_referring_query", "subtitle_path",
@@ -33,7 +33,7 @@ class LongVideoBench(Converter):
             if not 0 <= index < len(options):
                 raise SampleError(f"field 'correct_choice' is {index}; there are "
                                   f"{len(options)} candidates")
-            answer = letter(index)
+            answer = option_letter(index)
         return Sample(
             id=str(require(row, "id")),
             videos=[video_path(video_root, f"videos/{require(row, 'video_path')}")],

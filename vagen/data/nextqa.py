@@ -14,13 +14,12 @@ from vagen.data.convert import Converter, Row, register_converter
 from vagen.data.parse import (
     as_int,
     companion,
-    letter,
     read_csv,
     read_json,
     require,
     video_path,
 )
-from vagen.data.sample import Sample, SampleError
+from vagen.data.sample import Sample, SampleError, option_letter
 
 OPTION_COLUMNS = ("a0", "a1", "a2", "a3", "a4")
 VIDEO_MAP = "map_vid_vidorID.json"
@@ -41,7 +40,7 @@ class NextQA(Converter):
         if not 0 <= index < len(options):
             raise SampleError(f"field 'answer' is {index}; option indices are "
                               f"0..{len(options) - 1}")
-        return letter(index)
+        return option_letter(index)
 
     def grounding(self, video_id: str, qid: str) -> dict[str, Any]:
         """Sample fields from a companion span file (NExT-GQA); NExT-QA has none."""

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vagen.data.sample import SampleError
+from vagen.data.sample import SampleError, option_letter
 
 _MISSING = object()
 # "A. text", "A) text", "(A) text", "A: text"
@@ -100,14 +100,10 @@ def video_path(root: Path, relative: str) -> str:
     return os.path.abspath(os.path.join(root, relative))
 
 
-def letter(index: int) -> str:
-    return chr(ord("A") + index)
-
-
 def strip_option_letter(text: str, index: int) -> str:
     """"B. Candles." -> "Candles." when the letter is the one expected at `index`."""
     match = _LETTERED.match(str(text))
-    if match and match.group(1) == letter(index):
+    if match and match.group(1) == option_letter(index):
         return match.group(2).strip()
     return str(text).strip()
 
@@ -129,7 +125,7 @@ def _lettered_run(lines: list[str]) -> list[str]:
     options: list[str] = []
     for line in lines:
         match = _LETTERED.match(line)
-        if not match or match.group(1) != letter(len(options)):
+        if not match or match.group(1) != option_letter(len(options)):
             break
         options.append(match.group(2).strip())
     return options
@@ -145,16 +141,16 @@ def choice_answer(answer: Any, options: list[str], key: str) -> str:
     """The option letter for an answer given as a letter ("B", "(B)", "B. text") or as
     the text of one option; a SampleError naming `key` otherwise."""
     text = str(answer).strip()
-    letters = [letter(i) for i in range(len(options))]
+    letters = [option_letter(i) for i in range(len(options))]
     if text.strip("().: ") in letters:
         return text.strip("().: ")
     match = _LETTERED.match(text)
     if match and match.group(1) in letters:
         if _same(match.group(2), options[letters.index(match.group(1))]):
             return match.group(1)
-    for option_letter, option in zip(letters, options, strict=True):
+    for named, option in zip(letters, options, strict=True):
         if _same(text, option):
-            return option_letter
+            return named
     raise SampleError(f"field '{key}' is {answer!r}: neither an option letter "
                       f"A-{letters[-1]} nor the text of one of the options")
 

@@ -18,6 +18,17 @@ class SampleError(ValueError):
     """A sample row that does not follow the schema; the message names file, row and field."""
 
 
+
+def option_letter(index: int) -> str:
+    """The letter that names option `index` (0 -> A): the one home of option lettering."""
+    return chr(ord("A") + index)
+
+
+def option_index(letter: str) -> int:
+    """The option `letter` names (A -> 0)."""
+    return ord(letter.upper()) - ord("A")
+
+
 @dataclass
 class Sample:
     """One question about one or more videos.
@@ -62,7 +73,7 @@ class Sample:
 
     @property
     def choice_letters(self) -> list[str]:
-        return [chr(ord("A") + i) for i in range(len(self.options or []))]
+        return [option_letter(i) for i in range(len(self.options or []))]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

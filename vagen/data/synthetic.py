@@ -27,13 +27,14 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vagen.data.sample import Sample, save_samples
+from vagen.config import add_flags, flag_values
+from vagen.data.sample import Sample, option_letter, save_samples
 from vagen.registry import Registry
 from vagen.video.sampling import pool_times, uniform_indices
 from vagen.video.synthetic_render import PALETTE, SHAPES, Detail, Track, VideoPlan, write_video
@@ -276,10 +277,6 @@ def _brief_all(plans: list[VideoPlan]) -> str:
     return "; ".join(f"v{v + 1} {_brief(p)}" for v, p in enumerate(plans))
 
 
-def _letter(index: int) -> str:
-    return chr(ord("A") + index)
-
-
 def _carrier_look(rng: np.random.Generator) -> tuple[str, str, list[str]]:
     shape, color = _pick(rng, SHAPES), _pick(rng, COLORS)
     return shape, color, [c for c in COLORS if c != color]
@@ -299,7 +296,7 @@ def _color(rng: np.random.Generator, cfg: SynthConfig) -> Question:
     plan = _video(rng, cfg, shape, base, [("turn", turn)])
     options = _shuffled(rng, others)
     return _single(plan, f"What colour did the {base} {shape} turn?",
-                   _letter(options.index(turn)), "choice", options)
+                   option_letter(options.index(turn)), "choice", options)
 
 
 @register_kind("order")
@@ -311,7 +308,7 @@ def _order(rng: np.random.Generator, cfg: SynthConfig) -> Question:
     said = {"turn": f"the {shape} turned {turn}", "mark": f"a {dot} dot appeared on the {shape}"}
     options = _shuffled(rng, list(said.values()))
     return _single(plan, f"Which happened first to the {base} {shape}?",
-                   _letter(options.index(said[events[0][0]])), "choice", options)
+                   option_letter(options.index(said[events[0][0]])), "choice", options)
 
 
 @register_kind("count", counts_events=True)
@@ -355,7 +352,7 @@ def _which_video(rng: np.random.Generator, cfg: SynthConfig) -> Question:
     plans = [_video(rng, cfg, shape, base, [("turn", asked if v == target else _pick(rng, rest))])
              for v in range(n)]
     return _multi(plans, [target], f"In which video did the {base} {shape} turn {asked}?",
-                  _letter(target), "choice", [f"video {v + 1}" for v in range(n)])
+                  option_letter(target), "choice", [f"video {v + 1}" for v in range(n)])
 
 
 @register_kind("video_count")
@@ -588,26 +585,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed >= 0 (default 0)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes drawing and encoding videos (default 1)")
-    for f in fields(SynthConfig):
-        flag, help_text = "--" + f.name.replace("_", "-"), f.metadata["help"]
-        if f.name == "kinds":
-            parser.add_argument(flag, nargs="+", help=help_text)
-        elif f.type == "bool":
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
-        else:
-            kind = {"int": int, "float": float}[f.type]
-            default = f.default if f.default is not MISSING else None
-            parser.add_argument(flag, type=kind, help=f"{help_text} (default {default})")
+    add_flags(parser, SynthConfig)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """`vagen data synth --out DIR --n N --seed S [--kinds ...]`."""
     args = _parser().parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in fields(SynthConfig)
-                 if getattr(args, f.name) is not None}
     try:
-        config = SynthConfig(**overrides)
+        config = SynthConfig(**flag_values(args, SynthConfig))
         if args.n < 1 or args.seed < 0 or args.workers < 1:
             raise ValueError(f"--n and --workers must be >= 1 and --seed >= 0 (got {args.n}, "
                              f"{args.workers}, {args.seed})")

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from vagen.env.base import IMAGE_PLACEHOLDER, REQUIRED_INFO_KEYS, Env, Observation, StepResult
+from vagen.env.base import IMAGE_PLACEHOLDER, Env, Observation, StepInfo, StepResult
 
 MALFORMED_ACTION = "I am not sure <answer>"  # unclosed tag: a turn, never an exception
 MAX_EPISODE_STEPS = 50
@@ -90,10 +91,37 @@ def _check_step(result: StepResult, action: str) -> None:
     _check(not (result.terminated and result.truncated),
            f"{where}: an episode ends either terminated (answered) or truncated (turn limit), "
            "not both")
-    _check(isinstance(result.info, dict), f"{where}: info must be a dict")
-    missing = [key for key in REQUIRED_INFO_KEYS if key not in result.info]
-    _check(not missing, f"{where}: info lacks {missing}; every step's info carries "
-                        f"{', '.join(REQUIRED_INFO_KEYS)}")
+    _check_info(result.info, where)
+
+
+# The type each StepInfo field must have when reported (None is "not reported" where the
+# field's default is None).
+INFO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "valid_action": bool, "turn": int, "frames_seen": int, "answer": (str, type(None)),
+    "correct": bool, "action_type": (str, type(None)), "error": str, "reward_parts": dict,
+    "seen_times": list, "seen_video_ids": list, "sample_id": (str, type(None)),
+    "frames_iou": (int, float, type(None)), "initial_iou": (int, float, type(None))}
+
+
+def _check_info(info: object, where: str) -> None:
+    """The info is a StepInfo as a dict: required keys present, each field of its type, and
+    all of it JSON (it travels over HTTP)."""
+    _check(isinstance(info, dict), f"{where}: info must be a dict (StepInfo(...).to_dict())")
+    try:
+        step = StepInfo.of(info)
+    except ValueError as err:
+        raise EnvCheckError(f"{where}: {err}") from err
+    for name, kind in INFO_TYPES.items():
+        value = getattr(step, name)
+        wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is int)
+        _check(not wrong, f"{where}: info[{name!r}] is {value!r}; StepInfo.{name} must be "
+                          f"{getattr(kind, '__name__', kind)}")
+    try:
+        json.dumps(info)
+    except (TypeError, ValueError) as err:
+        raise EnvCheckError(f"{where}: info is not JSON ({err}); report plain numbers, "
+                            "strings, lists and dicts (numpy values: .item() / .tolist())"
+                            ) from err
 
 
 def _play(env: Env, seed: int, actions: Sequence[str] | None) -> list[tuple[str, StepResult]]:
@@ -154,7 +182,7 @@ def _step_difference(a: StepResult, b: StepResult) -> str | None:
     for name in ("reward", "terminated", "truncated"):
         if getattr(a, name) != getattr(b, name):
             return f"{name} {getattr(a, name)!r} vs {getattr(b, name)!r}"
-    for key in REQUIRED_INFO_KEYS:
+    for key in StepInfo.required():
         if a.info[key] != b.info[key]:
             return f"info[{key!r}] {a.info[key]!r} vs {b.info[key]!r}"
     return _difference(a.obs, b.obs)

@@ -21,11 +21,11 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vagen.config import ConfigKeyError, parse_overrides
+from vagen.config import ConfigKeyError, add_flags, flag_values, parse_overrides
 from vagen.eval.metrics import frame_widths, score_episode, summarize
 from vagen.eval.policy import (
     DEVICES,
@@ -88,7 +88,7 @@ class EvalConfig:
         "help": "split a samples file plays when its samples carry extra.split"})
     set: list[str] = field(default_factory=list, metadata={
         "help": "KEY=VALUE env group settings replacing the data's (e.g. max_pixels=50176 "
-                "pool_max_frames=32)"})
+                "pool_max_frames=32)", "metavar": "KEY=VALUE"})
     backend: str = field(default="hf", metadata={
         "help": "policy engine", "choices": tuple(list_policy_backends())})
     device: str = field(default="cpu", metadata={"help": "where the policy runs",
@@ -377,22 +377,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vagen eval", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    types = {"str": str, "int": int, "float": float, "int | None": int, "list[str]": str}
-    for f in fields(EvalConfig):
-        meta = f.metadata
-        if f.type == "bool":
-            parser.add_argument("--" + f.name.replace("_", "-"), action="store_true",
-                                help=meta["help"])
-            continue
-        many = f.type == "list[str]"
-        default = [] if many else f.default
-        shown = f" (default: {default})" if default not in (None, "", []) else ""
-        # a list flag given twice extends the list (run_eval.sh's defaults, then the user's)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=types[f.type],
-                            nargs="+" if many else None, metavar="KEY=VALUE" if many else None,
-                            action="extend" if many else "store",
-                            default=default, required=meta.get("required", False),
-                            choices=meta.get("choices"), help=meta["help"] + shown)
+    add_flags(parser, EvalConfig)
     return parser
 
 
@@ -403,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        config = EvalConfig(**vars(args))
+        config = EvalConfig(**flag_values(args, EvalConfig))
         summary = run(config)
     except (ValueError, FileNotFoundError, EnvServerError, WorkerError, EvalError) as err:
         known = (RowsError, PolicyError, ResultsError, ConfigError, EvalError, ConfigKeyError)

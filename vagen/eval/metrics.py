@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vagen.data.sample import Sample
+from vagen.env.base import StepInfo
 from vagen.rewards import get_reward
 from vagen.rewards.grounding import evidence_seen, temporal_iou
 from vagen.video.sampling import pool_times
@@ -61,22 +62,22 @@ def score_episode(sample: Sample, responses: Sequence[str], infos: Sequence[Mapp
     if not infos or len(responses) != len(infos):
         raise ValueError(f"sample {sample.id}: need one info per response and at least one "
                          f"turn, got {len(responses)} responses and {len(infos)} infos")
-    last = infos[-1]
-    answered = last.get("action_type") == "answer"
+    steps = [StepInfo.of(info) for info in infos]
+    last = steps[-1]
+    answered = last.action_type == "answer"
     numeric = None
     if sample.answer_type == "number":
         numeric = get_reward("numeric")(responses[-1], sample.answer) if answered else 0.0
     iou = evidence = None
     if sample.relevant_spans:
-        seen = viewed_spans(last.get("seen_times") or [], last.get("seen_video_ids"), widths)
+        seen = viewed_spans(last.seen_times, last.seen_video_ids, widths)
         iou = temporal_iou(seen, sample.relevant_spans)
-        evidence = evidence_seen(last.get("seen_times") or [], last.get("seen_video_ids"),
-                                 sample.relevant_spans)
-    return {"prediction": last.get("answer") if answered else None,
-            "correct": bool(last.get("correct")), "numeric_reward": numeric,
-            "turns": len(infos), "frames_viewed": int(last.get("frames_seen", 0)),
+        evidence = evidence_seen(last.seen_times, last.seen_video_ids, sample.relevant_spans)
+    return {"prediction": last.answer if answered else None,
+            "correct": last.correct, "numeric_reward": numeric,
+            "turns": len(steps), "frames_viewed": last.frames_seen,
             "temporal_iou": iou, "evidence_seen": evidence,
-            "invalid_actions": sum(not info.get("valid_action") for info in infos)}
+            "invalid_actions": sum(not step.valid_action for step in steps)}
 
 
 def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

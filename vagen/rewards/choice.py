@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from vagen.data.sample import option_index, option_letter
 from vagen.rewards.parsing import answer_text, normalize_text
 from vagen.rewards.registry import register_reward
 
@@ -25,7 +26,7 @@ def option_key(text: str, options: list[str] | None) -> str | None:
     match = _LETTER.match(text)
     if match:
         letter = next(group for group in match.groups() if group).upper()
-        if options is None or ord(letter) - ord("A") < len(options):
+        if options is None or option_index(letter) < len(options):
             return letter
         return None
     normalized = normalize_text(text)
@@ -33,7 +34,7 @@ def option_key(text: str, options: list[str] | None) -> str | None:
         return normalized or None
     for i, option in enumerate(options):
         if normalize_text(str(option)) == normalized:
-            return chr(ord("A") + i)
+            return option_letter(i)
     return None
 
 

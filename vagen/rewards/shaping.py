@@ -169,22 +169,3 @@ def shape_batch(trajs: list[TrajectoryRecord], config: ShapingConfig | None = No
         turn_returns=[discounted_returns(r, config.turn_discount) for r in rewards],
         metrics={"shaping/retrieve_ratio": ratio, "shaping/exploration_bonus": bonus},
     )
-
-
-def record_from_infos(infos: list[dict]) -> TrajectoryRecord:
-    """A trajectory's record from the `info` of each of its env steps, first to last. Needs
-    `valid_action`, `action_type`, `correct`, `frames_iou` and `initial_iou`, which the
-    `video_qa` env reports."""
-    if not infos:
-        raise ValueError("a trajectory with no turns has nothing to shape")
-    missing = [key for key in ("frames_iou", "initial_iou") if key not in infos[-1]]
-    if missing:
-        raise ValueError(f"reward shaping needs info keys {missing} from the env's steps "
-                         "(the video_qa env reports them); this env does not")
-    turns = [TurnRecord(valid_format=bool(info.get("valid_action")),
-                        fetched=info.get("frames_iou") is not None,
-                        frames_iou=info.get("frames_iou")) for info in infos]
-    answered = infos[-1].get("action_type") == "answer"
-    return TrajectoryRecord(turns=turns, correct=answered and bool(infos[-1].get("correct")),
-                            answer_turn=len(turns) if answered else None,
-                            initial_iou=float(infos[-1]["initial_iou"]))

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vagen.config import check_keys
 from vagen.testing.tokenizer import (
     ENDOFTEXT,
     IM_END,
@@ -83,11 +84,7 @@ class TinyModelConfig:
     @classmethod
     def from_overrides(cls, **overrides) -> TinyModelConfig:
         """Defaults with `overrides` applied; an unknown key lists the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(overrides) - set(valid))
-        if unknown:
-            raise TypeError(f"unknown TinyModelConfig key(s) {', '.join(unknown)}; valid keys: "
-                            f"{', '.join(valid)}")
+        check_keys(cls, sorted(overrides), where="TinyModelConfig", error=TypeError)
         return cls(**overrides)
 
     def cache_key(self) -> str:

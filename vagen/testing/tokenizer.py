@@ -9,6 +9,8 @@ import hashlib
 import itertools
 import json
 
+from vagen.env.video_qa.protocols import action_tags
+
 # In Qwen2.5-VL's order; all special (skipped by `decode(skip_special_tokens=True)`).
 ENDOFTEXT = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -23,11 +25,6 @@ SPECIAL_TOKENS = (
     "<|quad_start|>", "<|quad_end|>",
     VISION_START, VISION_END, "<|vision_pad|>", IMAGE_PAD, VIDEO_PAD,
 )
-# The tags of our action protocols: added, not special, so they survive decoding and the
-# policy emits each one as a single token.
-ACTION_TAGS = tuple(f"<{p}{name}>" for name in ("think", "answer", "retrieve", "query",
-                                                 "frames", "summary", "response")
-                    for p in ("", "/"))
 
 # The chat template of the Qwen2.5-VL Instruct checkpoints, verbatim, so prompts render
 # exactly as they do for the real model.
@@ -91,7 +88,7 @@ def corpus() -> list[str]:
 
 def corpus_digest() -> str:
     """A hash of everything that decides the tokenizer, for cache keys."""
-    text = json.dumps([corpus(), SPECIAL_TOKENS, ACTION_TAGS, CHAT_TEMPLATE])
+    text = json.dumps([corpus(), SPECIAL_TOKENS, action_tags(), CHAT_TEMPLATE])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -128,7 +125,9 @@ def build_tokenizer(vocab_size: int = 1024, number_tokens: bool = False):
                                eos_token=ENDOFTEXT, pad_token=ENDOFTEXT)
     tokenizer.add_special_tokens({"extra_special_tokens": list(SPECIAL_TOKENS[1:])})
     tokenizer.eos_token = IM_END  # as in the Instruct checkpoints: a reply ends the turn
-    tokenizer.add_tokens(list(ACTION_TAGS), special_tokens=False)
+    # The registered protocols' tags: added, not special, so they survive decoding and the
+    # policy emits each one as a single token.
+    tokenizer.add_tokens(list(action_tags()), special_tokens=False)
     if number_tokens:
         tokenizer.add_tokens(list(NUMBER_TOKENS), special_tokens=False)
     tokenizer.chat_template = CHAT_TEMPLATE

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vagen.env.base import StepInfo
+from vagen.env.video_qa.protocols import request_actions
 from vagen.rollout.manager import Trajectory
 from vagen.rollout.tokens import ChatCodec, collate_segments
 
 # Env action types that ask for more frames.
-REQUEST_ACTIONS = ("retrieve", "query", "frames")
 
 
 @dataclass
@@ -68,28 +69,31 @@ def training_batch(trajectories: list[Trajectory], codec: ChatCodec,
 
 def rollout_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
     """Means over trajectories: reward and its parts, accuracy, turns, frames, requests."""
-    infos = [t.last_info for t in trajectories]
+    steps = [[StepInfo.of(turn.info) for turn in t.turns] for t in trajectories]
     parts: dict[str, list[float]] = {}
-    for trajectory in trajectories:
+    for trajectory in steps:
         totals: dict[str, float] = {}
-        for turn in trajectory.turns:
-            for key, value in (turn.info.get("reward_parts") or {}).items():
+        for step in trajectory:
+            for key, value in step.reward_parts.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
         for key, value in totals.items():
             parts.setdefault(key, []).append(value)
+    last = [trajectory[-1] for trajectory in steps]
     turns = [t for traj in trajectories for t in traj.turns]
+    requests = request_actions()
     metrics = {
         "reward/mean": float(np.mean([t.reward for t in trajectories])),
         "reward/std": float(np.std([t.reward for t in trajectories])),
-        "rollout/accuracy": float(np.mean([bool(i.get("correct")) for i in infos])),
+        "rollout/accuracy": float(np.mean([step.correct for step in last])),
         "rollout/answered": float(np.mean([t.terminated for t in trajectories])),
         "rollout/turns": float(np.mean([len(t.turns) for t in trajectories])),
-        "rollout/frames_seen": float(np.mean([i.get("frames_seen", 0) for i in infos])),
-        "rollout/invalid_action_rate": float(np.mean([not t.info.get("valid_action", True)
-                                                      for t in turns])),
-        "rollout/request_rate": float(np.mean([any(t.info.get("action_type") in REQUEST_ACTIONS
-                                                   for t in traj.turns)
-                                               for traj in trajectories])),
+        "rollout/frames_seen": float(np.mean([step.frames_seen for step in last])),
+        "rollout/invalid_action_rate": float(np.mean([not step.valid_action
+                                                      for trajectory in steps
+                                                      for step in trajectory])),
+        "rollout/request_rate": float(np.mean([any(step.action_type in requests
+                                                   for step in trajectory)
+                                               for trajectory in steps])),
         "rollout/response_tokens": float(np.mean([t.num_tokens for t in turns])),
     }
     metrics.update({f"reward/{key}": float(np.sum(v)) / len(trajectories)

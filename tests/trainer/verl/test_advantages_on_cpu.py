@@ -19,18 +19,19 @@ from vagen.trainer.verl.advantages import (
     install,
     register_estimators,
 )
-from vagen.trainer.verl.shaping import TURN_INFOS, shaping_config
+from vagen.trainer.verl.shaping import TURN_INFOS, shaping_config, turn_info
+
 
 # What the agent loop records for A (a fetch that raises the frame IoU 0.1 -> 0.6, then a
 # correct answer) and B (a wrong answer), with the env rewards of REWARDS.
-TURN_INFO_ROWS = [
-    [{"valid_action": True, "action_type": "retrieve", "correct": False, "frames_iou": 0.6,
-      "initial_iou": 0.1},
-     {"valid_action": True, "action_type": "answer", "correct": True, "frames_iou": None,
-      "initial_iou": 0.1}],
-    [{"valid_action": True, "action_type": "answer", "correct": False, "frames_iou": None,
-      "initial_iou": 0.1}],
-]
+def _turn(turn: int, action_type: str, correct: bool, frames_iou: float | None) -> dict:
+    return turn_info({"valid_action": True, "turn": turn, "frames_seen": 16, "answer": None,
+                      "action_type": action_type, "correct": correct,
+                      "frames_iou": frames_iou, "initial_iou": 0.1, "seen_times": [1.0]})
+
+
+TURN_INFO_ROWS = [[_turn(1, "retrieve", False, 0.6), _turn(2, "answer", True, None)],
+                  [_turn(1, "answer", False, None)]]
 
 
 def objects(rows: list) -> np.ndarray:

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from tests.trainer.verl.scripted_llm import ANSWER, RETRIEVE, ScriptedServerManager
 from vagen.env.registry import make_env
-from vagen.rollout.backends.base import DEFAULT_STOPS
+from vagen.env.video_qa.protocols import stop_strings
 
 INVALID = "I am not sure yet."
 SCRIPT = [INVALID, RETRIEVE, ANSWER]
@@ -115,7 +115,7 @@ def test_turn_rewards_num_turns_and_sampling_params(played, env_config, env_serv
     assert len({i["initial_iou"] for i in infos}) == 1
     for request in server.requests:
         params = request["sampling_params"]
-        assert params["stop"] == list(DEFAULT_STOPS) and params["temperature"] == 1.0
+        assert params["stop"] == list(stop_strings()) and params["temperature"] == 1.0
         assert params["max_tokens"] == 64
     assert len(env_server.service) == 0  # the episode's env was closed
 

@@ -13,8 +13,8 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
+from vagen.env.video_qa.protocols import stop_strings
 from vagen.rewards.shaping import ShapingConfig
-from vagen.rollout.backends.base import DEFAULT_STOPS
 from vagen.trainer.losses import PolicyLossConfig
 from vagen.trainer.verl.agent_loop import AGENT_NAME, VerlAgentConfig, VideoEnvAgentLoop
 from vagen.trainer.verl.main import CONFIG_DIR, check_config, compose_config
@@ -55,7 +55,7 @@ def test_defaults_come_from_vagens_dataclasses(verl_config):
                                                              loss.clip_ratio_high)
     assert actor.loss_agg_mode == loss.loss_agg_mode and actor.kl_loss_type == "low_var_kl"
     agent = VerlAgentConfig.from_dict(verl_config.vagen.agent)
-    assert agent.stop == list(DEFAULT_STOPS)
+    assert agent.stop == list(stop_strings())
 
 
 def test_grpo_variant(grpo_config, verl_config):
@@ -102,7 +102,7 @@ def test_cross_key_checks_say_what_to_change(model_dir):
                                           "critic.enable=false"])
     with pytest.raises(ValueError, match="bi_level_gae needs critic values; set critic.enable"):
         check_config(config, load_model=False)
-    with pytest.raises(ValueError, match="vagen.agent: unknown key.*max_turn; valid keys"):
+    with pytest.raises(ValueError, match="vagen.agent: unknown key 'max_turn'; valid keys"):
         VerlAgentConfig.from_dict({"max_turn": 2})
     with pytest.raises(ValueError, match="vagen.agent.env_servers is empty"):
         VerlAgentConfig.from_dict({"env_servers": []})

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from vagen.config import check_keys
 from vagen.env.base import ContextPolicy
+from vagen.env.video_qa.protocols import get_protocol, protocols
 from vagen.video.pool import PoolConfig
 
-PROTOCOLS = ("retrieve", "query", "timestamps", "single")
 RETRIEVE_UNITS = ("index", "seconds")
 INVALID_REWARDS = ("penalty", "format")
 ORACLE_SPANS = ("relevant", "carrier", "shown")
@@ -55,8 +56,8 @@ class VideoQAConfig:
 
     name: str = _help("video_qa", "env group name; dataset rows and logs carry it")
     env: str = _help("video_qa", "registered env that plays this group")
-    protocol: str = _help("retrieve", "how the policy asks for frames: "
-                                      + " | ".join(PROTOCOLS))
+    protocol: str = _help("retrieve", "how the policy asks for frames, a registered protocol: "
+                                      + " | ".join(p.name for p in protocols()))
     data: str = _help("data/synthetic/samples.jsonl",
                       "samples file (.jsonl/.json/.parquet); relative video paths in it resolve "
                       "against its folder")
@@ -130,12 +131,8 @@ class VideoQAConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VideoQAConfig:
         """Build from a YAML group; unknown keys are errors that list the valid ones."""
-        known = [f.name for f in fields(cls)]
-        name = values.get("name", "video_qa")
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"env group '{name}': unknown key '{key}'; valid keys: "
-                                  f"{', '.join(known)}")
+        check_keys(cls, values, where=f"env group '{values.get('name', 'video_qa')}'",
+                   error=ConfigError)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,15 +160,16 @@ class VideoQAConfig:
                              if hasattr(self, f.name)})
 
     def context(self) -> ContextPolicy:
-        """The group's context policy. Only the retrieve protocol drops old frames, and a
-        window of max_turns or more drops none (None)."""
-        keeps_all = self.protocol != "retrieve" or self.window >= self.max_turns
+        """The group's context policy. Only a windowed protocol (retrieve) drops old frames,
+        and a window of max_turns or more drops none (None)."""
+        keeps_all = not get_protocol(self.protocol).windowed or self.window >= self.max_turns
         return ContextPolicy(max_turns=self.max_turns,
                              window=None if keeps_all else self.window,
                              max_new_tokens=self.max_new_tokens)
 
     def _check_values(self) -> None:
-        for key, choices in (("protocol", PROTOCOLS), ("retrieve_units", RETRIEVE_UNITS),
+        for key, choices in (("protocol", [p.name for p in protocols()]),
+                             ("retrieve_units", RETRIEVE_UNITS),
                              ("invalid_reward", INVALID_REWARDS),
                              ("oracle_spans", ORACLE_SPANS), ("prompt_style", PROMPT_STYLES),
                              ("frame_labels", FRAME_LABELS), ("oracle_think", ORACLE_THINKS),
@@ -203,10 +201,11 @@ class VideoQAConfig:
         if not self.data:
             self._fail("data", "is empty; give the samples file, e.g. "
                                "data/synthetic/train/samples.jsonl")
-        if self.protocol == "single" and self.max_turns != 1:
-            self._fail("max_turns", f"is {self.max_turns} but protocol 'single' plays one turn; "
-                                    "set max_turns: 1")
-        if self.protocol != "single" and self.max_turns < 2:
+        asks = get_protocol(self.protocol).asks
+        if not asks and self.max_turns != 1:
+            self._fail("max_turns", f"is {self.max_turns} but protocol '{self.protocol}' plays "
+                                    "one turn; set max_turns: 1")
+        if asks and self.max_turns < 2:
             self._fail("max_turns", f"is {self.max_turns} but protocol '{self.protocol}' needs "
                                     ">= 2 turns to ask for frames; use protocol: single for one")
         for key in ("initial_frames", "frames_per_turn"):

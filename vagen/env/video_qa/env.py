@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from vagen.data.sample import Sample, SampleError, load_samples
-from vagen.env.base import ContextPolicy, EpisodeStateError, Observation, StepResult
+from vagen.data.sample import Sample, SampleError, load_samples, option_index, option_letter
+from vagen.env.base import ContextPolicy, EpisodeStateError, Observation, StepInfo, StepResult
 from vagen.env.registry import register_env
 from vagen.env.video_qa import prompts
 from vagen.env.video_qa.config import ConfigError, VideoQAConfig
@@ -35,7 +35,7 @@ from vagen.env.video_qa.oracle import (
     shown_span,
     snapped_span,
 )
-from vagen.env.video_qa.protocols import Action, VideoLayout, parse_action
+from vagen.env.video_qa.protocols import Action, VideoLayout, get_protocol, parse_action
 from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
 from vagen.rewards.grounding import evidence_seen, frame_set_iou
@@ -151,7 +151,7 @@ class VideoQAEnv:
 
     def _oracle_request_spans(self, episode: _Episode) -> list[Span]:
         """The spans the oracle asks for now; none when its next action is the answer."""
-        if (episode.requested or self.config.protocol == "single"
+        if (episode.requested or not get_protocol(self.config.protocol).asks
                 or episode.turn + 1 >= self.config.max_turns):
             return []
         return self._oracle_spans(episode)
@@ -203,7 +203,7 @@ class VideoQAEnv:
                                   brief=self.config.oracle_think == "brief")
         if self.config.oracle_answer == "text" and sample.options:
             key = option_key(answer, sample.options)
-            answer = sample.options[ord(key) - ord("A")] if key else answer
+            answer = sample.options[option_index(key)] if key else answer
         return oracle_answer(rationale, answer)
 
     def _saw_evidence(self, episode: _Episode) -> bool:
@@ -279,12 +279,12 @@ class VideoQAEnv:
         """`frames_iou`: the IoU of the frames this turn fetched with the relevant frames
         (None when it fetched none); `initial_iou`: the same for the opening frames. Reward
         shaping (Video-MTR) reads both."""
-        return {"valid_action": action.valid, "action_type": action.type, "turn": episode.turn,
-                "frames_seen": len(episode.seen_times), "answer": action.answer,
-                "correct": correct, "error": action.error, "reward_parts": parts,
-                "seen_times": list(episode.seen_times),
-                "seen_video_ids": list(episode.seen_video_ids), "sample_id": episode.sample.id,
-                "frames_iou": frames_iou, "initial_iou": episode.initial_iou}
+        return StepInfo(
+            valid_action=action.valid, action_type=action.type, turn=episode.turn,
+            frames_seen=len(episode.seen_times), answer=action.answer, correct=correct,
+            error=action.error, reward_parts=parts, seen_times=list(episode.seen_times),
+            seen_video_ids=list(episode.seen_video_ids), sample_id=episode.sample.id,
+            frames_iou=frames_iou, initial_iou=episode.initial_iou).to_dict()
 
 
 def relevant_frames(sample: Sample, pools: list[FramePool]) -> set[tuple[int, int]]:
@@ -317,7 +317,7 @@ def _draw(seed: int, purpose: str) -> float:
 def _pick_option(sample: Sample, seed: int) -> str:
     """A guess among the sample's options (its letter), fixed by the episode seed."""
     count = len(sample.options or [])
-    return chr(ord("A") + min(count - 1, int(_draw(seed, "guess") * count)))
+    return option_letter(min(count - 1, int(_draw(seed, "guess") * count)))
 
 
 @register_env("video_qa")

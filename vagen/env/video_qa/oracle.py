@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from vagen.data.sample import Sample
 from vagen.env.video_qa.frames import split_budget
+from vagen.env.video_qa.protocols import RequestPart, get_protocol
 from vagen.video.pool import FramePool
 
 Span = tuple[float, float, int]  # start_s, end_s, video
@@ -38,27 +39,19 @@ def span_text(span: Span, num_videos: int) -> str:
 
 def request_text(protocol: str, spans: Sequence[Span], pools: Sequence[FramePool],
                  budget: int, units: str, exact: bool = False) -> str:
-    """The request for `spans` in `protocol`'s syntax, one `;`-separated part per span.
-    Index bounds are the first and last frame the span's retrieval returns, or with `exact`
-    the pool frames nearest its ends (a span between two labels the policy was shown)."""
-    multi = len(pools) > 1
+    """The request for `spans` in `protocol`'s syntax, one part per span (the protocol
+    writes it). Index bounds are the first and last frame the span's retrieval returns, or
+    with `exact` the pool frames nearest its ends (a span between two labels the policy was
+    shown)."""
     parts = []
     for (start, end, video), share in zip(spans, split_budget(budget, len(spans)), strict=True):
         pool = pools[video]
         indices = pool.in_span(start, end, max(1, share)) or pool.at_times([(start + end) / 2])
-        lo, hi = pool.at_times([start, end]) if exact else (indices[0], indices[-1])
-        if protocol == "query":
-            parts.append(f"{f'video {video + 1} ' if multi else ''}frames {lo}-{hi}")
-            continue
-        if protocol == "timestamps":  # the pool frames a retrieval would show, decoded
-            body = ",".join(f"{pool.timestamps[i]:.3f}" for i in indices)
-        elif units == "seconds":
-            body = f"{start:.2f},{end:.2f}"
-        else:
-            body = f"{lo},{hi}"
-        parts.append(f"video {video + 1}: {body}" if multi else body)
-    tag = {"retrieve": "retrieve", "query": "query", "timestamps": "frames"}[protocol]
-    return f"<{tag}>{'; '.join(parts)}</{tag}>"
+        first, last = pool.at_times([start, end]) if exact else (indices[0], indices[-1])
+        parts.append(RequestPart(
+            video=video, multi=len(pools) > 1, first=int(first), last=int(last), start_s=start,
+            end_s=end, times=tuple(float(pool.timestamps[i]) for i in indices), units=units))
+    return get_protocol(protocol).request(parts)
 
 
 def oracle_think_request(spans: Sequence[Span], num_videos: int) -> str:

@@ -7,54 +7,16 @@ turn text; `frame_labels: index` labels a frame by its pool index alone."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from vagen.data.sample import Sample
 from vagen.env.base import IMAGE_PLACEHOLDER
 from vagen.env.video_qa.config import VideoQAConfig
-from vagen.env.video_qa.protocols import VideoLayout
-
-
-@dataclass(frozen=True)
-class ProtocolText:
-    """How one protocol asks for frames. Fields are formatted with the config's values."""
-
-    how: str  # the rule, one sentence or two
-    short: str  # the syntax, for the per-turn reminder
-    example: str  # a request for frames 24-31 / 24-31.5 s of a 60 s, 60-frame video
-    video_example: str  # the same for video 1 of several
-    verb: str  # the compact style's turn text: "<verb> or answer."
-
-
-PROTOCOL_TEXTS = {
-    "retrieve": ProtocolText(
-        how="retrieve frames: <retrieve>start,end</retrieve> with {units_name} start <= end "
-            "returns up to {frames_per_turn} frames from that range; they replace the frames "
-            "you saw before.",
-        short="<retrieve>start,end</retrieve>",
-        example="<retrieve>{span}</retrieve>",
-        video_example="<retrieve>video 1: {span}</retrieve>", verb="Retrieve"),
-    "query": ProtocolText(
-        how="ask for frames: <query>...</query>. Name frames (\"frames 20-35\", \"frame 12, "
-            "14\") or times (\"at 12.5s\", \"20-30s\"); without them you get the next "
-            "{frames_per_turn} frames you have not seen. Frames come back inside "
-            "<response>...</response>. You may keep notes in <summary>...</summary>.",
-        short="<query>...</query>",
-        example="<query>frames 24-31</query>",
-        video_example="<query>video 1 frames 24-31</query>", verb="Query"),
-    "timestamps": ProtocolText(
-        how="ask for frames at exact times: <frames>t1,t2,...</frames> in seconds "
-            "(at most {frames_per_turn} per turn).",
-        short="<frames>t1,t2,...</frames>",
-        example="<frames>24.5,25.5,26.5,27.5,28.5,29.5,30.5,31.5</frames>",
-        video_example="<frames>video 1: 24.5,26.5,28.5,30.5</frames>", verb="Ask for frames"),
-}
+from vagen.env.video_qa.protocols import VideoLayout, get_protocol
 
 
 def system_prompt(config: VideoQAConfig) -> str:
     """The rules of `config.protocol` and (with `config.prompt_example`) a worked example;
     one line in the compact style."""
-    proto = PROTOCOL_TEXTS.get(config.protocol)
+    proto = get_protocol(config.protocol).text
     if config.prompt_style == "compact":
         ask = "" if proto is None else f" or ask for frames with {proto.short}"
         return f"Think in <think>...</think>, then answer with <answer>...</answer>{ask}."
@@ -153,13 +115,14 @@ def frame_line(video: int, index: int | None, time_s: float, num_videos: int,
 
 def turn_text(protocol: str, turns_left: int, style: str = "full") -> str:
     """The reminder that closes every observation; the last turn says to answer now."""
-    last = turns_left <= 1 or protocol not in PROTOCOL_TEXTS
+    text = get_protocol(protocol).text
+    last = turns_left <= 1 or text is None
     if style == "compact":
-        return "Answer." if last else f"{PROTOCOL_TEXTS[protocol].verb} or answer."
+        return "Answer." if last else f"{text.verb} or answer."
     if last:
         return "This is your last turn: you must answer now with <answer>...</answer>."
     return (f"You have {turns_left} turns left: answer with <answer>...</answer> or ask for "
-            f"frames with {PROTOCOL_TEXTS[protocol].short}.")
+            f"frames with {text.short}.")
 
 
 def invalid_text(error: str) -> str:
@@ -167,7 +130,8 @@ def invalid_text(error: str) -> str:
 
 
 def frames_block(protocol: str, lines: list[str]) -> str:
-    """Lines of labelled `<image>`s; the query protocol returns frames as a tool response,
-    inside `<response>...</response>` (verl-tool's video_qar)."""
+    """Lines of labelled `<image>`s, inside the protocol's response tag when it has one (query
+    returns frames as a tool response, `<response>...</response>`, as verl-tool's video_qar)."""
     block = "\n".join(lines)
-    return f"<response>{block}</response>" if protocol == "query" else block
+    tag = get_protocol(protocol).response_tag
+    return f"<{tag}>{block}</{tag}>" if tag else block

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vagen.env.video_qa.protocols import stop_strings
 from vagen.rollout.tokens import ProcessedImage
-
-DEFAULT_STOPS = ("</answer>", "</retrieve>", "</query>", "</frames>")
 
 
 @dataclass
@@ -20,8 +19,9 @@ class SamplingParams:
     temperature: float = field(default=1.0, metadata={"help": "0 for greedy"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling; 1.0 keeps log-probs "
                                                         "exact for PPO"})
-    stop: tuple[str, ...] = field(default=DEFAULT_STOPS,
-                                  metadata={"help": "a turn ends after any of these strings"})
+    stop: tuple[str, ...] = field(default_factory=stop_strings, metadata={
+        "help": "a turn ends after any of these strings (default: the registered protocols' "
+                "closing tags)"})
     seed: int | None = field(default=None, metadata={
         "help": "seed of each generate call: the same prompts draw the same tokens, and the "
                 "caller's torch RNG is left as it was (None: draw from that RNG)"})

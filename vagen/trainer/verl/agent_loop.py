@@ -37,7 +37,8 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 from verl.utils.profiler import simple_timer
 
-from vagen.env.base import ContextPolicy, StepResult
+from vagen.config import check_keys
+from vagen.env.base import ContextPolicy, StepInfo, StepResult
 from vagen.env.video_qa.config import VideoQAConfig
 from vagen.rollout.backends.base import SamplingParams
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
@@ -103,11 +104,7 @@ class VerlAgentConfig:
     def from_dict(cls, values: Any) -> VerlAgentConfig:
         """From the `vagen.agent` section; unknown keys are errors that list the valid ones."""
         values = dict(values or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"vagen.agent: unknown key(s) {', '.join(unknown)}; valid keys: "
-                             f"{', '.join(known)}")
+        check_keys(cls, sorted(values), where="vagen.agent")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,7 +268,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
 
     def _output(self, played: Played, metrics: dict[str, float],
                 failed: str = "") -> AgentLoopOutput:
-        info = played.last_info
+        step = StepInfo.of(played.last_info) if played.last_info else None
         turns = len(played.turn_scores)
         return AgentLoopOutput(
             prompt_ids=played.prompt_ids,
@@ -289,10 +286,10 @@ class VideoEnvAgentLoop(AgentLoopBase):
                 TURN_INFOS: played.turn_infos,  # for vagen.rewards: video_mtr
                 FAILED: failed,
                 "reward_extra_info": {
-                    "acc": float(bool(info.get("correct", False))),
+                    "acc": float(step is not None and step.correct),
                     "turns": float(turns),
-                    "frames_seen": float(info.get("frames_seen", 0)),
-                    "answered": float(info.get("action_type") == "answer"),
+                    "frames_seen": float(step.frames_seen if step else 0),
+                    "answered": float(step is not None and step.action_type == "answer"),
                     "failed": float(bool(failed)),
                 },
             },

@@ -13,11 +13,12 @@ from typing import Any
 import torch
 
 from vagen.config import from_dict
-from vagen.rewards.shaping import ShapingConfig, record_from_infos, shape_batch
-from vagen.trainer.rewards import check_reward_source
+from vagen.env.base import StepInfo
+from vagen.rewards.shaping import ShapingConfig, shape_batch
+from vagen.trainer.rewards import check_reward_source, shaping_record
 
 TURN_INFOS = "vagen_turn_infos"  # extra field: per turn, the env info keys shaping reads
-INFO_KEYS = ("valid_action", "action_type", "correct", "frames_iou", "initial_iou")
+INFO_KEYS = (*StepInfo.required(), "action_type", "frames_iou", "initial_iou")
 
 
 def turn_info(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def shaped_token_rewards(token_level_rewards: torch.Tensor, response_mask: torch
                          config: ShapingConfig) -> torch.Tensor:
     """`token_level_rewards` with each turn's env reward (`turn_scores`) replaced by its
     shaped reward on the turn's last policy token; turns are the runs of `response_mask`."""
-    shaped = shape_batch([record_from_infos(list(infos)) for infos in turn_infos], config)
+    shaped = shape_batch([shaping_record(infos) for infos in turn_infos], config)
     out = token_level_rewards.clone()
     mask = response_mask.bool()
     after = torch.nn.functional.pad(mask[:, 1:], (0, 1), value=False)
