@@ -85,6 +85,11 @@ def test_quickstart_takes_out_and_seed_from_any_folder(tmp_path: Path, monkeypat
     assert str(out.resolve() / "data" / "train" / "samples.jsonl") in groups
     for folder in ("sft/final", "grpo/final", "eval/grpo-multi"):
         assert (out / folder).is_dir()
+    # the viewers of the final held-out eval and of GRPO's kept trajectories, linked
+    report = (out / "report.md").read_text()
+    for page in ("eval/grpo-multi/view/index.html", "grpo/view/index.html"):
+        assert (out / page).is_file() and f"]({page})" in report
+    assert not (out / "eval" / "grpo-single8" / "view").exists()
 
 
 @pytest.mark.learning

@@ -26,6 +26,7 @@ COMMANDS: dict[str, Target | dict[str, Target]] = {
         "create": ("vagen.env.dataset", "write train/test parquet of env rows"),
         "convert": ("vagen.data.convert", "convert a benchmark into the sample schema"),
     },
+    "view": ("vagen.view.build", "write the trajectory viewer of an eval or training run"),
     "quickstart": ("vagen.quickstart", "train and evaluate the tiny model end to end"),
 }
 # `vagen train --config x.yaml` means `vagen train rl --config x.yaml`; likewise `server run`.

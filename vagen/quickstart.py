@@ -28,6 +28,7 @@ TINY_MODEL = {"number_tokens": True}  # the default tiny model, labels 10-99 one
 SYNTH = {"kinds": ["color"], "min_duration_s": 56, "max_duration_s": 64, "min_carrier_s": 4,
          "max_carrier_s": 6, "min_detail_s": 1.0, "max_detail_s": 2.0, "distractors": 0}
 EVALS = {"multi": "retrieve-test", "single8": "single-test", "single16": "single16-test"}
+VIEWED_EVAL = ("grpo", "multi")  # the eval whose trajectories the viewer shows
 GROUP_OWN_KEYS = ("name", "data", "split", "n", "seed", "protocol")
 
 
@@ -104,10 +105,22 @@ def _run_stages(config: QuickstartConfig) -> Path:
         rl_model = stage("grpo", run_grpo, out, config, sft_model, env_config, url)
         evals = stage("eval", run_evals, out, env_config,
                       {"sft": sft_model, "grpo": rl_model}, url)
+    views = stage("view", build_views, out)
     timings["total"] = time.perf_counter() - started
-    report = write_report(out, evals, timings, asdict(config))
+    report = write_report(out, evals, timings, asdict(config), views)
     print(f"\nvagen quickstart: report in {report} ({timings['total'] / 60:.1f} min)")
+    for title, page in views.items():
+        print(f"trajectory viewer ({title}): {page}")
     return report
+
+
+def build_views(out: Path) -> dict[str, Path]:
+    """The trajectory viewer of the final model's held-out multi-turn eval (written by
+    that eval) and of the trajectories GRPO kept as it trained."""
+    from vagen.view import build_view, view_page
+
+    return {"final model, held out, multi-turn": view_page(out / "eval" / "-".join(VIEWED_EVAL)),
+            "GRPO training, by step": build_view(out / "grpo")}
 
 
 def make_data(out: Path, config: QuickstartConfig) -> Path:
@@ -214,5 +227,5 @@ def run_evals(out: Path, env_config: Path, models: dict[str, Path],
             summaries[f"{name}/{mode}"] = run(EvalConfig(
                 model=str(model), data=data, out=str(out / "eval" / f"{name}-{mode}"),
                 protocol=protocol, set=settings, batch_size=32,
-                server=url))
+                server=url, view=(name, mode) == VIEWED_EVAL))
     return summaries

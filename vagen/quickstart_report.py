@@ -51,7 +51,8 @@ def click_step(rows: list[dict[str, Any]], key: str = "sft/loss",
 
 
 def write_report(out: Path, evals: Mapping[str, Mapping[str, Any]],
-                 timings: Mapping[str, float], config: Mapping[str, Any] | None = None) -> Path:
+                 timings: Mapping[str, float], config: Mapping[str, Any] | None = None,
+                 views: Mapping[str, Path] | None = None) -> Path:
     """`report.md` (with PNG curves) and `report.json` in `out`; returns the markdown path."""
     sft = read_metrics(out / "sft" / "metrics.jsonl")
     grpo = read_metrics(out / "grpo" / "metrics.jsonl")
@@ -76,6 +77,11 @@ def write_report(out: Path, evals: Mapping[str, Mapping[str, Any]],
              "", *_table(evals, ceiling), "", *_summary_lines(numbers, ceiling, grpo),
              "", "## Training curves", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots if p is not None]
+    if views:
+        lines += ["", "## See what the agent looked at", "",
+                  *(f"- [{title}]({page.relative_to(out)}): every episode's timeline, the "
+                    "frames shown at each turn, the spans asked for, the policy's text and "
+                    "rewards" for title, page in views.items())]
     lines += ["", "## Example episodes (final model, multi-turn, held out)", ""]
     lines += _examples(out)
     lines += ["", "## Time (s)", "", "| stage | seconds |", "|---|---|"]

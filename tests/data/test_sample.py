@@ -3,6 +3,7 @@ import json
 import pytest
 
 from vagen.data import Sample, SampleError, load_samples, save_samples
+from vagen.data.sample import duration_bucket
 
 
 def _row(**kw):
@@ -44,3 +45,11 @@ def test_choice_needs_options_and_spans_are_ordered():
     with pytest.raises(SampleError, match="'relevant_spans'"):
         Sample.from_dict(_row(relevant_spans=[[5.0, 1.0]]))
     assert Sample.from_dict(_row()).choice_letters == ["A", "B"]
+
+
+@pytest.mark.parametrize(("duration", "bucket"), [
+    (0.0, "<1 min"), (59.9, "<1 min"), (60.0, "1-3 min"), (179.9, "1-3 min"),
+    (180.0, "3-10 min"), (599.0, "3-10 min"), (600.0, ">10 min"), (7200.0, ">10 min"),
+    (None, "unknown")])
+def test_duration_buckets_split_at_1_3_and_10_minutes(duration, bucket):
+    assert duration_bucket(duration) == bucket

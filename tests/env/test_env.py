@@ -337,3 +337,24 @@ def test_prefetch_decodes_each_video_of_the_episodes_once_ahead(env_config):
     assert env.prefetch(range(4), workers=2) == 2  # samples 0 and 1 use videos a and b
     env.reset(TWO_VIDEOS)
     assert pool_cache_stats()["misses"] == 2 and pool_cache_stats()["hits"] == 2
+
+
+def test_a_request_reports_the_spans_it_named_and_the_tokens_seen(env_config):
+    env = make_env("video_qa", env_config("retrieve"))
+    env.reset(ONE_VIDEO)
+    request = env.step("<retrieve>12,14</retrieve>")
+    assert request.info["requested"] == [[12.5, 14.5, 0]]  # pool frames 12 and 14
+    assert request.info["visual_tokens"] == 7 * 4  # 7 frames of 56x56: 2x2 tokens each
+    answer = env.step("<answer>B</answer>")
+    assert answer.info["requested"] == [] and answer.info["visual_tokens"] == 28
+
+
+def test_the_visual_budget_returns_what_fits_then_refuses_with_a_message(env_config):
+    env = make_env("video_qa", {**env_config("retrieve"), "max_visual_tokens": 24})
+    env.reset(ONE_VIDEO)  # 4 opening frames: 16 tokens
+    first = env.step("<retrieve>10,16</retrieve>")
+    assert first.info["valid_action"] and len(first.obs.frames) == 2  # 16 + 2 x 4 = 24
+    refused = env.step("<retrieve>0,5</retrieve>")
+    assert not refused.info["valid_action"] and not refused.obs.frames
+    assert "visual budget of 24 image tokens is spent (24 used)" in refused.info["error"]
+    assert "visual budget of 24 image tokens" in refused.obs.text

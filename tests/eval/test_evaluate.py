@@ -23,10 +23,11 @@ OPENING_FRAMES = 4
 
 def _config(model_path, samples_path, out, **overrides) -> EvalConfig:
     """Greedy, 8 tokens a turn, one episode per batch (so runs are comparable row by row),
-    one torch thread (the tiny model gains nothing from more on a shared CPU)."""
+    one torch thread (the tiny model gains nothing from more on a shared CPU), no viewer
+    (tests/view builds and checks it)."""
     return EvalConfig(model=str(model_path), data=str(samples_path), out=str(out),
                       set=list(SETTINGS), batch_size=1, env_workers=2,
-                      cpu_threads=1, **overrides)
+                      cpu_threads=1, **{"view": False, **overrides})
 
 
 def _uniform_iou(sample, frames: int) -> float:
@@ -202,3 +203,15 @@ def test_broken_videos_are_failed_episodes_and_the_run_finishes(model_path, samp
     assert len(read_results(out / "results.jsonl")) == 13
     again = json.loads((out / "summary.json").read_text())
     assert again["overall"] == summary["overall"] and again["failed_episodes"]["n"] == 5
+
+
+def test_max_visual_tokens_caps_every_group_of_the_run(model_path, samples_path, tmp_path):
+    from vagen.eval.rows import load_rows
+
+    config = _config(model_path, samples_path, tmp_path, max_visual_tokens=6)
+    assert config.settings()["max_visual_tokens"] == 6
+    assert config.identity()["set"]["max_visual_tokens"] == 6  # a resumed run must keep it
+    rows = load_rows(config.data, overrides=config.settings())
+    assert {row.config["max_visual_tokens"] for row in rows} == {6}
+    with pytest.raises(ValueError, match="--max-visual-tokens must be >= 1"):
+        _config(model_path, samples_path, tmp_path, max_visual_tokens=0)

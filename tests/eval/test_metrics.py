@@ -7,7 +7,6 @@ import pytest
 from vagen.data.sample import Sample
 from vagen.eval.metrics import (
     aggregate,
-    duration_bucket,
     frame_widths,
     score_episode,
     summarize,
@@ -20,14 +19,6 @@ CHOICE_SAMPLE = Sample(id="colour", videos=["v.mp4"], question="Which colour?", 
                        options=["red", "blue"])
 OPENING = [7.5, 22.5, 37.5, 52.5]  # 4 uniform frames of a 60 s pool at 1 fps
 RETRIEVED = [10.5, 11.5, 12.5, 13.5]
-
-
-@pytest.mark.parametrize(("duration", "bucket"), [
-    (0.0, "<1 min"), (59.9, "<1 min"), (60.0, "1-3 min"), (179.9, "1-3 min"),
-    (180.0, "3-10 min"), (599.0, "3-10 min"), (600.0, ">10 min"), (7200.0, ">10 min"),
-    (None, "unknown")])
-def test_duration_buckets_split_at_1_3_and_10_minutes(duration, bucket):
-    assert duration_bucket(duration) == bucket
 
 
 def test_a_pool_frame_stands_for_its_bin():
@@ -78,10 +69,14 @@ def test_aggregate_means_skip_missing_values_and_invalid_rate_counts_turns(resul
     assert aggregate(results) == {
         "n": 4, "accuracy": 0.5, "numeric_reward": pytest.approx(0.982),
         "mean_reward": pytest.approx(0.6), "mean_turns": 2.0,
-        "frames_viewed": 8.5, "temporal_iou": 0.25, "invalid_action_rate": 3 / 8,
+        "frames_viewed": 8.5, "frames_viewed_p90": pytest.approx(11.4),
+        "visual_tokens": None, "visual_tokens_p90": None,
+        "temporal_iou": 0.25, "invalid_action_rate": 3 / 8,
         "evidence_seen": None}  # results written before the metric existed have none
     assert aggregate([]) == {"n": 0, "accuracy": None, "numeric_reward": None, "mean_reward": None,
-                             "mean_turns": None, "frames_viewed": None, "temporal_iou": None,
+                             "mean_turns": None, "frames_viewed": None,
+                             "frames_viewed_p90": None, "visual_tokens": None,
+                             "visual_tokens_p90": None, "temporal_iou": None,
                              "evidence_seen": None, "invalid_action_rate": None}
 
 
@@ -91,11 +86,15 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
     assert summary["by_source"] == {
         "A": {"n": 2, "accuracy": 0.5, "numeric_reward": 0.964, "mean_reward": pytest.approx(0.6),
               "mean_turns": 2.0,
-              "frames_viewed": 10.0, "temporal_iou": 0.5, "evidence_seen": None,
+              "frames_viewed": 10.0, "frames_viewed_p90": pytest.approx(11.6),
+              "visual_tokens": None, "visual_tokens_p90": None,
+              "temporal_iou": 0.5, "evidence_seen": None,
               "invalid_action_rate": 0.25},
         "B": {"n": 2, "accuracy": 0.5, "numeric_reward": 1.0, "mean_reward": pytest.approx(0.6),
               "mean_turns": 2.0,
-              "frames_viewed": 7.0, "temporal_iou": 0.125, "evidence_seen": None,
+              "frames_viewed": 7.0, "frames_viewed_p90": pytest.approx(9.4),
+              "visual_tokens": None, "visual_tokens_p90": None,
+              "temporal_iou": 0.125, "evidence_seen": None,
               "invalid_action_rate": 0.5}}
     assert {k: v["n"] for k, v in summary["by_category"].items()} == {"A/x": 1, "A/y": 1,
                                                                       "B/x": 2}
@@ -107,3 +106,10 @@ def test_summary_breaks_down_by_group_source_category_and_duration_bucket(result
 def test_summary_does_not_depend_on_the_order_results_were_written(results):
     assert summarize(results[::-1]) == summarize(results)
 
+
+
+def test_the_budget_reports_a_p90_next_to_the_mean(results):
+    tokens = [dict(r, visual_tokens=t) for r, t in zip(results, [64, 96, 80, 32], strict=True)]
+    overall = aggregate(tokens)
+    assert overall["visual_tokens"] == 68.0
+    assert overall["visual_tokens_p90"] == pytest.approx(80 + 0.7 * 16)

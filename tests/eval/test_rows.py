@@ -12,7 +12,6 @@ from vagen.env.video_qa import ConfigError
 from vagen.eval.rows import (
     EvalRow,
     RowsError,
-    SampleLookup,
     apply_mode,
     load_rows,
     shard_rows,
@@ -97,12 +96,3 @@ def test_shards_deal_rows_round_robin():
     rows = [EvalRow(f"g/{i}", "g", {}, i) for i in range(5)]
     assert [[r.seed for r in shard] for shard in shard_rows(rows, 2)] == [[0, 2, 4], [1, 3]]
     assert [len(shard) for shard in shard_rows(rows[:1], 3)] == [1, 0, 0]
-
-
-def test_lookup_maps_a_row_to_its_sample_as_the_env_does(samples_path):
-    rows = load_rows(samples_path)
-    lookup = SampleLookup()
-    wrapped = EvalRow("g/4", "g", rows[0].config, NUM_SAMPLES + 1)  # seed % n
-    assert lookup.sample(wrapped).id == lookup.sample(rows[1]).id == "synth-0-00001"
-    sample = lookup.sample(rows[0])
-    assert lookup.durations(sample) == [sample.duration_s]  # whole seconds at 2 fps

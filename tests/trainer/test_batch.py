@@ -132,6 +132,7 @@ def test_rollout_metrics_are_means_over_trajectories() -> None:
     assert metrics == pytest.approx({
         "reward/mean": 0.55, "reward/std": 0.65, "rollout/accuracy": 0.5,
         "rollout/answered": 0.5, "rollout/turns": 1.5, "rollout/frames_seen": 5.0,
+        "rollout/frames_seen_p90": 6.6,
         "rollout/invalid_action_rate": 1 / 3, "rollout/request_rate": 0.5,
         "rollout/response_tokens": 20 / 3, "reward/choice": 0.5, "reward/format": 0.1,
         "reward/format_penalty": -0.05})

@@ -18,6 +18,7 @@ from vagen.trainer.local import LocalTrainer
 from vagen.trainer.logger import read_metrics
 from vagen.trainer.policy import PARTS, ValueHead
 from vagen.trainer.rewards import apply_shaping
+from vagen.trainer.trajectory_log import ViewConfig
 
 VISION_TOWER = PARTS["tune_mm_vision"]
 MERGER = PARTS["tune_mm_mlp"]
@@ -284,6 +285,25 @@ def test_resume_auto_continues_exactly_like_an_uninterrupted_run(
     assert got.keys() == want.keys()
     for key, tensor in want.items():
         assert torch.equal(got[key], tensor), key
+    # the kept trajectories are those of the uninterrupted run, step 1's once
+    kept = [(row["step"], row["id"], row["steps"][0]["response"])
+            for row in read_metrics(out / "trajectories.jsonl")]
+    assert kept == [(row["step"], row["id"], row["steps"][0]["response"]) for row in
+                    read_metrics(ppo_yaml.parent / "uninterrupted" / "trajectories.jsonl")]
+
+
+def test_kept_trajectories_show_in_the_viewer_by_step(uninterrupted, ppo_yaml: Path) -> None:
+    from tests.view.test_build import page_data
+    from vagen.view import build_view
+
+    run = ppo_yaml.parent / "uninterrupted"
+    kept = read_metrics(run / "trajectories.jsonl")
+    per_step = ViewConfig().per_step
+    assert [row["step"] for row in kept] == [1] * per_step + [2] * per_step
+    assert all(row["opening"]["times"] and row["videos"] for row in kept)
+    episodes = page_data(build_view(run))["episodes"]
+    assert [e["step"] for e in episodes] == [1] * per_step + [2] * per_step
+    assert all(len(e["views"][0]) == 3 for e in episodes)  # the group's 3 opening frames
 
 
 def _checkpoint(folder: Path) -> dict[str, torch.Tensor]:

@@ -5,6 +5,7 @@ field named."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,19 @@ ANSWER_TYPES = ("choice", "number", "text", "actions")
 class SampleError(ValueError):
     """A sample row that does not follow the schema; the message names file, row and field."""
 
+
+
+# (upper bound in seconds, label); a duration falls in the first bucket whose bound exceeds it.
+DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
+    (60.0, "<1 min"), (180.0, "1-3 min"), (600.0, "3-10 min"), (math.inf, ">10 min"))
+UNKNOWN_DURATION = "unknown"
+
+
+def duration_bucket(duration_s: float | None) -> str:
+    """"<1 min" | "1-3 min" | "3-10 min" | ">10 min", or "unknown" without a duration."""
+    if duration_s is None:
+        return UNKNOWN_DURATION
+    return next(label for bound, label in DURATION_BUCKETS if duration_s < bound)
 
 
 def option_letter(index: int) -> str:

@@ -81,6 +81,10 @@ class StepInfo:
         "IoU of the frames this turn fetched with the relevant frames (None: it fetched none)")
     initial_iou: float | None = _reported(
         "the same IoU for the opening frames (None: retrieval is not reported)")
+    requested: list[list[float]] = _reported(
+        "[start_s, end_s, video] of each span (or time: start = end) this turn asked for", [])
+    visual_tokens: int | None = _reported(
+        "image tokens of every frame shown so far (the episode's visual budget spent)")
     extra: dict[str, Any] = _reported("further keys of the env's own", {})
 
     @classmethod

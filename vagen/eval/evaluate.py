@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vagen.config import ConfigKeyError, add_flags, flag_values, parse_overrides
+from vagen.env.video_qa.lookup import SampleLookup
 from vagen.eval.metrics import frame_widths, score_episode, summarize
 from vagen.eval.policy import (
     DEVICES,
@@ -46,7 +47,6 @@ from vagen.eval.rows import (
     MODES,
     EvalRow,
     RowsError,
-    SampleLookup,
     load_rows,
     shard_rows,
 )
@@ -111,17 +111,31 @@ class EvalConfig:
                 "recorded as failed, left out of accuracy) before the run exits non-zero"})
     retry_failed: bool = field(default=False, metadata={
         "help": "play again the episodes a previous run in OUT recorded as failed"})
+    max_visual_tokens: int | None = field(default=None, metadata={
+        "help": "cap each episode's image tokens: the env returns the frames that fit and "
+                "then refuses requests with a message to the policy (the group key "
+                "max_visual_tokens, as --set max_visual_tokens=N)"})
+    view: bool = field(default=True, metadata={
+        "help": "write the trajectory viewer, OUT/view/index.html (--no-view: skip it)"})
 
     def __post_init__(self) -> None:
         for key in ("gpus", "batch_size", "env_workers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got "
                                  f"{getattr(self, key)}")
-        for key in ("frames", "limit", "cpu_threads"):
+        for key in ("frames", "limit", "cpu_threads", "max_visual_tokens"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"--{key} must be >= 1, got {getattr(self, key)}")
+                raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got "
+                                 f"{getattr(self, key)}")
         if self.temperature < 0:
             raise ValueError(f"--temperature must be >= 0, got {self.temperature}")
+
+    def settings(self) -> dict[str, Any]:
+        """The env group keys this run replaces: `--set`, then `--max-visual-tokens`."""
+        settings = set_overrides(self.set)
+        if self.max_visual_tokens is not None:
+            settings["max_visual_tokens"] = self.max_visual_tokens
+        return settings
 
     def group_names(self) -> list[str]:
         return [name.strip() for name in self.groups.split(",") if name.strip()]
@@ -131,14 +145,14 @@ class EvalConfig:
         return {"model": str(Path(self.model).expanduser().resolve()),
                 "data": str(Path(self.data).resolve()), "mode": self.mode,
                 "frames": self.frames, "protocol": self.protocol, "split": self.split,
-                "set": set_overrides(self.set), "temperature": self.temperature,
+                "set": self.settings(), "temperature": self.temperature,
                 "seed": self.seed}
 
 
 def run(config: EvalConfig) -> dict[str, Any]:
     """Play the rows not yet in OUT/results.jsonl, then write the summary and plots."""
     rows = load_rows(config.data, config.mode, config.frames, config.protocol, config.split,
-                     set_overrides(config.set), config.group_names())
+                     config.settings(), config.group_names())
     rows = rows[:config.limit]
     check_policy(config.backend, config.model, config.device)
     out = Path(config.out)
@@ -157,6 +171,10 @@ def run(config: EvalConfig) -> dict[str, Any]:
             results[result["id"]] = result
     summary = summarize(results.values())
     write_report(out, summary, config.identity())
+    if config.view:
+        from vagen.view import build_view
+
+        build_view(out)
     failed = summary["failed_episodes"]
     if failed["n"] > config.max_failed_share * len(rows):
         raise EvalError(f"{failed['n']} of {len(rows)} episodes failed ("
@@ -278,8 +296,12 @@ class EnvSlots:
 
 
 def episode_result(row: EvalRow, trajectory: Any, lookup: SampleLookup) -> dict[str, Any]:
-    """One line of results.jsonl: the row, its sample's labels, the metrics and responses."""
-    sample = lookup.sample(row)
+    """One line of results.jsonl: the row, its sample's labels, the metrics and responses,
+    and what the trajectory viewer shows (`episode_view`)."""
+    from vagen.env.video_qa.config import VideoQAConfig
+    from vagen.rollout.records import episode_view
+
+    sample = lookup.sample(row.config, row.seed)
     infos = [turn.info for turn in trajectory.turns]
     played = infos[-1].get("sample_id") if infos else None
     if played not in (None, sample.id):
@@ -296,7 +318,9 @@ def episode_result(row: EvalRow, trajectory: Any, lookup: SampleLookup) -> dict[
             "answer_type": sample.answer_type, "answer": sample.answer,
             **score_episode(sample, responses, infos, widths),
             "reward": trajectory.reward, "terminated": trajectory.terminated,
-            "responses": responses}
+            "responses": responses,
+            **episode_view(trajectory, sample, durations,
+                           VideoQAConfig.from_dict(row.config).pool_config())}
 
 
 # What a failed episode's error says -> its reason in the summary (first match).
@@ -318,7 +342,7 @@ def failure_reason(message: str) -> str:
 def failed_result(row: EvalRow, lookup: SampleLookup, message: str) -> dict[str, Any]:
     """The results.jsonl line of an episode its env could not play."""
     try:
-        sample = lookup.sample(row)
+        sample = lookup.sample(row.config, row.seed)
     except (RowsError, ValueError, OSError):  # the row itself may be what is broken
         sample = None
     return {"id": row.id, "group": row.group, "seed": row.seed,
@@ -397,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(markdown({"overall": summary["overall"]}))
     print(f"results, summary and plots in {config.out}")
+    if config.view:
+        from vagen.view import view_page
+
+        print(f"trajectory viewer: {view_page(config.out)}")
     return 0
 
 

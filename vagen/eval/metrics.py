@@ -18,27 +18,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from vagen.data.sample import Sample
+from vagen.data.sample import DURATION_BUCKETS, UNKNOWN_DURATION, Sample, duration_bucket
 from vagen.env.base import StepInfo
 from vagen.rewards import get_reward
 from vagen.rewards.grounding import evidence_seen, temporal_iou
 from vagen.video.sampling import pool_times
 
-# (upper bound in seconds, label); a duration falls in the first bucket whose bound exceeds it.
-DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
-    (60.0, "<1 min"), (180.0, "1-3 min"), (600.0, "3-10 min"), (math.inf, ">10 min"))
-UNKNOWN_DURATION = "unknown"
 BREAKDOWNS = {"group": "by_group", "source": "by_source", "category": "by_category",
               "duration": "by_duration"}
 METRICS = ("accuracy", "numeric_reward", "mean_reward", "mean_turns", "frames_viewed",
            "temporal_iou", "evidence_seen", "invalid_action_rate")
-
-
-def duration_bucket(duration_s: float | None) -> str:
-    """"<1 min" | "1-3 min" | "3-10 min" | ">10 min", or "unknown" without a duration."""
-    if duration_s is None:
-        return UNKNOWN_DURATION
-    return next(label for bound, label in DURATION_BUCKETS if duration_s < bound)
 
 
 def frame_widths(durations_s: Sequence[float], pool_fps: float,
@@ -89,6 +78,9 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "mean_reward": _mean(r.get("reward") for r in results),
             "mean_turns": _mean(r["turns"] for r in results),
             "frames_viewed": _mean(r["frames_viewed"] for r in results),
+            "frames_viewed_p90": _p90(r["frames_viewed"] for r in results),
+            "visual_tokens": _mean(r.get("visual_tokens") for r in results),
+            "visual_tokens_p90": _p90(r.get("visual_tokens") for r in results),
             "temporal_iou": _mean(r["temporal_iou"] for r in results),
             "evidence_seen": _mean(r.get("evidence_seen") for r in results),
             "invalid_action_rate": (sum(r["invalid_actions"] for r in results) / turns
@@ -138,3 +130,14 @@ def _label_order(key: str):
 def _mean(values: Iterable[float | None]) -> float | None:
     present = [float(v) for v in values if v is not None]
     return sum(present) / len(present) if present else None
+
+
+def _p90(values: Iterable[float | None]) -> float | None:
+    """The 90th percentile (linear interpolation, as numpy's default) of the values given."""
+    present = sorted(float(v) for v in values if v is not None)
+    if not present:
+        return None
+    position = 0.9 * (len(present) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(present) - 1)
+    return present[low] + (present[high] - present[low]) * (position - low)

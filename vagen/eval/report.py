@@ -17,13 +17,18 @@ SUMMARY_MD = "summary.md"
 COLUMNS = (("n", "n", "{:d}"), ("accuracy", "accuracy", "{:.1%}"),
            ("numeric reward", "numeric_reward", "{:.3f}"), ("reward", "mean_reward", "{:.3f}"),
            ("turns", "mean_turns", "{:.2f}"),
-           ("frames viewed", "frames_viewed", "{:.1f}"), ("temporal IoU", "temporal_iou", "{:.3f}"),
+           ("frames viewed", "frames_viewed", "{:.1f}"),
+           ("frames p90", "frames_viewed_p90", "{:.1f}"),
+           ("visual tokens", "visual_tokens", "{:.0f}"),
+           ("tokens p90", "visual_tokens_p90", "{:.0f}"),
+           ("temporal IoU", "temporal_iou", "{:.3f}"),
            ("evidence seen", "evidence_seen", "{:.1%}"),
            ("invalid actions", "invalid_action_rate", "{:.1%}"))
 # metric key, axis title, upper limit (None: fit)
 PLOTTED = (("accuracy", "accuracy", 1.0), ("temporal_iou", "temporal IoU", 1.0),
            ("frames_viewed", "frames viewed", None), ("mean_turns", "turns", None))
 MISSING = "–"
+BUDGET_PNG = "accuracy_vs_frames.png"
 
 
 def write_report(out_dir: str | Path, summary: Mapping[str, Any],
@@ -37,6 +42,8 @@ def write_report(out_dir: str | Path, summary: Mapping[str, Any],
     md_path.write_text(markdown(summary, run))
     plots = [plot_breakdown(summary[name], out_dir / f"{name}.png", title)
              for title, name in BREAKDOWNS.items() if summary.get(name)]
+    if summary.get("by_group"):
+        plots.append(plot_budget(summary["by_group"], out_dir / BUDGET_PNG))
     return [json_path, md_path, *plots]
 
 
@@ -89,5 +96,30 @@ def plot_breakdown(groups: Mapping[str, Mapping[str, Any]], path: Path, title: s
         axes.set_title(axis_title)
         if top is not None:
             axes.set_ylim(0, top)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def plot_budget(groups: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """Accuracy against frames viewed per env group (a single-turn baseline of N uniform
+    frames, a multi-turn group): runs compare at equal visual budget. A bar from the mean
+    to the p90 of frames viewed shows how the budget spreads over episodes."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 5), layout="constrained")
+    axes = figure.subplots()
+    for label, metrics in groups.items():
+        frames, accuracy = metrics.get("frames_viewed"), metrics.get("accuracy")
+        if frames is None or accuracy is None:
+            continue
+        p90 = metrics.get("frames_viewed_p90") or frames
+        axes.errorbar([frames], [accuracy], xerr=[[0.0], [p90 - frames]], fmt="o", capsize=3)
+        axes.annotate(f"{label} (n={metrics['n']})", (frames, accuracy),
+                      textcoords="offset points", xytext=(6, 6), fontsize=8)
+    axes.set_xlabel("frames viewed per episode (mean; bar to p90)")
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(0, 1.05)
+    axes.set_xlim(left=0)
+    axes.set_title("Accuracy against visual budget, by env group")
     figure.savefig(path, dpi=100)
     return path

@@ -1,7 +1,6 @@
 """Which episodes an evaluation plays: rows of (env group, config, seed), read from an env
 parquet (`vagen data create`) or built from a samples file (one group over all its samples),
-with the evaluation mode applied to each config. `SampleLookup` maps a row to its sample
-the way the env does, so results carry the sample's source, category and duration."""
+with the evaluation mode applied to each config."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vagen.data.sample import Sample
-from vagen.env.video_qa import VideoQAConfig, VideoQAEnv
+from vagen.env.video_qa import VideoQAConfig
 
 MODES = ("multi", "single")
 SAMPLE_SUFFIXES = (".jsonl", ".json")
@@ -100,30 +98,6 @@ def shard_rows(rows: list[EvalRow], shards: int) -> list[list[EvalRow]]:
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
     return [rows[k::shards] for k in range(shards)]
-
-
-class SampleLookup:
-    """Row -> its sample and video durations, as the env resolves them (`seed % n` over the
-    group's samples, relative video paths against the samples file)."""
-
-    def __init__(self) -> None:
-        self._envs: dict[str, VideoQAEnv] = {}
-        self._durations: dict[str, list[float]] = {}
-
-    def sample(self, row: EvalRow) -> Sample:
-        key = json.dumps(row.config, sort_keys=True)
-        if key not in self._envs:
-            self._envs[key] = VideoQAEnv(VideoQAConfig.from_dict(row.config))
-        return self._envs[key].sample_for_seed(row.seed)
-
-    def durations(self, sample: Sample) -> list[float]:
-        """Seconds of each of the sample's videos (probed once per path)."""
-        from vagen.video.decode import probe_video
-
-        for path in sample.videos:
-            if path not in self._durations:
-                self._durations[path] = probe_video(path).duration_s
-        return [self._durations[path] for path in sample.videos]
 
 
 def _holds_samples(path: Path) -> bool:

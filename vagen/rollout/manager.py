@@ -48,6 +48,21 @@ class RolloutConfig:
 
 
 @dataclass
+class Shown:
+    """What one observation showed, without its pixels (for the trajectory viewer): its text
+    and, per frame, its time and video."""
+
+    text: str
+    times: list[float]
+    videos: list[int]
+
+    @classmethod
+    def of(cls, obs: Observation) -> Shown:
+        return cls(obs.text, [float(t) for t in obs.timestamps],
+                   [int(v) for v in obs.video_ids])
+
+
+@dataclass
 class TurnRecord:
     """One played turn: what the policy said and what the env made of it."""
 
@@ -64,6 +79,7 @@ class Trajectory:
     group: int
     tokens: TrajectoryTokens
     turns: list[TurnRecord] = field(default_factory=list)
+    shown: list[Shown] = field(default_factory=list)  # the opening, then each step's
     terminated: bool = False
     truncated: bool = False
 
@@ -104,7 +120,7 @@ class RolloutManager:
                                       self.config.window)
             obs = observations[env_id]
             tokens.add_observation(obs.text, obs.frames)
-            trajectories.append(Trajectory(env_id, seed, group, tokens))
+            trajectories.append(Trajectory(env_id, seed, group, tokens, shown=[Shown.of(obs)]))
         for turn in range(1, self.config.max_turns + 1):
             active = [t for t in trajectories if not t.done]
             if not active:
@@ -126,6 +142,7 @@ class RolloutManager:
             trajectory.tokens.set_turn_reward(turn - 1, result.reward)
             trajectory.turns.append(TurnRecord(generation.text, len(generation.ids),
                                                result.reward, result.info))
+            trajectory.shown.append(Shown.of(result.obs))
             trajectory.terminated, trajectory.truncated = result.terminated, result.truncated
             if not result.done and turn < self.config.max_turns:
                 trajectory.tokens.add_observation(result.obs.text, result.obs.frames)

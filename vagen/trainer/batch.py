@@ -88,6 +88,7 @@ def rollout_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
         "rollout/answered": float(np.mean([t.terminated for t in trajectories])),
         "rollout/turns": float(np.mean([len(t.turns) for t in trajectories])),
         "rollout/frames_seen": float(np.mean([step.frames_seen for step in last])),
+        "rollout/frames_seen_p90": float(np.percentile([step.frames_seen for step in last], 90)),
         "rollout/invalid_action_rate": float(np.mean([not step.valid_action
                                                       for trajectory in steps
                                                       for step in trajectory])),
@@ -98,4 +99,8 @@ def rollout_metrics(trajectories: list[Trajectory]) -> dict[str, float]:
     }
     metrics.update({f"reward/{key}": float(np.sum(v)) / len(trajectories)
                     for key, v in parts.items()})
+    tokens = [step.visual_tokens for step in last if step.visual_tokens is not None]
+    if tokens:  # the env reports the image tokens it showed
+        metrics.update({"rollout/visual_tokens": float(np.mean(tokens)),
+                        "rollout/visual_tokens_p90": float(np.percentile(tokens, 90))})
     return metrics

@@ -41,7 +41,7 @@ class TrainEnvs:
         if config.group not in groups:
             raise KeyError(f"envs.group '{config.group}' is not in {config.config}; groups: "
                            f"{', '.join(sorted(groups))}")
-        group = VideoQAConfig.from_dict(groups[config.group])
+        self.group = group = VideoQAConfig.from_dict(groups[config.group])
         self.context = group.context()
         self.num_prompts = group.n
         self.first_seed = group.seed

@@ -30,6 +30,7 @@ from vagen.trainer.logger import LogConfig, StepLogger
 from vagen.trainer.losses import PolicyLossConfig, actor_loss, step_if_finite, value_loss
 from vagen.trainer.policy import ModelConfig, Policy
 from vagen.trainer.rewards import apply_shaping, check_reward_source
+from vagen.trainer.trajectory_log import TrajectoryLog, ViewConfig
 
 MODES = ("grpo", "ppo")
 
@@ -95,6 +96,8 @@ class TrainConfig:
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    view: ViewConfig = field(default_factory=ViewConfig, metadata={
+        "help": "trajectories kept in trajectories.jsonl for `vagen view`"})
     steps: int = field(default=100, metadata={"help": "optimizer steps"})
     prompts_per_step: int = field(default=8, metadata={"help": "prompts per step; each is "
                                                                "played algo.n times"})
@@ -136,6 +139,8 @@ class LocalTrainer:
         self.logger = StepLogger(self.out_dir, config.log, asdict(config))
         self.step = self.checkpoints.restore(config.resume, self.policy, self.optimizer)
         self.logger.truncate_after(self.step)
+        self.trajectory_log = TrajectoryLog(self.out_dir, config.view, self.envs.group,
+                                            self.step)
 
     def train(self) -> Path:
         """Run to `config.steps`; returns the folder of the final model."""
@@ -161,6 +166,7 @@ class LocalTrainer:
         trajectories = self.play(self.step)
         shaping = (apply_shaping(trajectories, self.config.shaping)
                    if self.config.rewards == "video_mtr" else {})
+        self.trajectory_log.record(self.step + 1, trajectories)
         batch, row_traj = training_batch(trajectories, self.policy.codec, self.policy.rope_index)
         batch = {k: v.to(self.policy.device) for k, v in batch.items()}
         self.add_reference_and_values(batch)

@@ -48,17 +48,22 @@ class StepLogger:
 
     def truncate_after(self, step: int) -> None:
         """Drop lines past `step` (a resumed run rewrites them)."""
-        if not self.path.exists():
-            return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        truncate_after(self.path, step)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop the lines of a `{"step": k, ...}` JSONL file past `step`."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

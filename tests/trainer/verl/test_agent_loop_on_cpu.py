@@ -107,6 +107,7 @@ def test_turn_rewards_num_turns_and_sampling_params(played, env_config, env_serv
     assert [token_rewards[i] for i in ends] == pytest.approx(expected)
     assert sum(token_rewards) == pytest.approx(sum(expected))
     assert output.extra_fields["reward_extra_info"]["acc"] == 1.0
+    assert output.extra_fields["reward_extra_info"]["visual_tokens"] > 0
     # what Video-MTR shaping reads, per turn: the invalid turn, the fetch, the answer
     infos = output.extra_fields["vagen_turn_infos"]
     assert [(i["valid_action"], i["action_type"], i["correct"]) for i in infos] == [

@@ -75,6 +75,10 @@ class VideoQAConfig:
                            "trainer, verl's agent loop and eval all read it")
     max_new_tokens: int = _help(512, "tokens the policy may write per turn (Video-MTR: 512); "
                                      "training and evaluation both read it", most=32768)
+    max_visual_tokens: int = _help(0, "most image tokens an episode may see (its frames x "
+                                      "tokens per frame); a request past it returns the "
+                                      "frames that fit, or is refused with a message to the "
+                                      "policy; 0: no cap", most=10**7)
     retrieve_units: str = _help("index", "what <retrieve>s,e</retrieve> numbers are: index "
                                          "(pool frame indices, as Video-MTR) | seconds")
     # How a video becomes its frame pool: PoolConfig's keys, defaults and help.
@@ -181,7 +185,7 @@ class VideoQAConfig:
                     "max_new_tokens", "pool_max_frames", "min_pixels"):
             if getattr(self, key) < 1:
                 self._fail(key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("n", "seed"):
+        for key in ("n", "seed", "max_visual_tokens"):
             if getattr(self, key) < 0:
                 self._fail(key, f"must be >= 0, got {getattr(self, key)}")
         for f in fields(self):

@@ -22,7 +22,13 @@ from vagen.env.base import ContextPolicy, EpisodeStateError, Observation, StepIn
 from vagen.env.registry import register_env
 from vagen.env.video_qa import prompts
 from vagen.env.video_qa.config import ConfigError, VideoQAConfig
-from vagen.env.video_qa.frames import ShownFrame, request_frames, uniform_frames
+from vagen.env.video_qa.frames import (
+    ShownFrame,
+    request_frames,
+    requested_spans,
+    uniform_frames,
+    visual_tokens,
+)
 from vagen.env.video_qa.oracle import (
     Span,
     brief_think_request,
@@ -63,6 +69,8 @@ class _Episode:
     seen_indices: list[set[int]] = field(default_factory=list)
     relevant: set[tuple[int, int]] = field(default_factory=set)  # (video, pool index)
     initial_iou: float = 0.0
+    visual_tokens: int = 0
+    requested_spans: list[list[float]] = field(default_factory=list)  # this turn's
 
     def frames_iou(self, frames: list[ShownFrame]) -> float:
         """IoU of `frames` with the pool frames inside the relevant spans (Video-MTR's
@@ -130,7 +138,7 @@ class VideoQAEnv:
             return self._answer(episode, action, action_text)
         if not action.valid:
             return self._invalid(episode, action, action_text)
-        return self._request(episode, action)
+        return self._request(episode, action, action_text)
 
     def oracle_action(self) -> str:
         """What an expert writes now: ask once for the relevant spans (or what the opening
@@ -230,14 +238,28 @@ class VideoQAEnv:
 
     def _observe(self, episode: _Episode, text: str, frames: list[ShownFrame]) -> Observation:
         episode.record(frames)
+        episode.visual_tokens += self._tokens(frames)
         return Observation(text=text, frames=[f.image for f in frames],
                            timestamps=[f.time_s for f in frames],
                            video_ids=[f.video for f in frames])
 
-    def _request(self, episode: _Episode, action: Action) -> StepResult:
-        episode.requested = True
+    def _tokens(self, frames: list[ShownFrame]) -> int:
+        return visual_tokens(frames, self.pool_config.image_factor)
+
+    def _request(self, episode: _Episode, action: Action, text: str) -> StepResult:
         frames = request_frames(episode.pools, action.requests, self.config.frames_per_turn,
                                 episode.seen_indices)
+        cap = self.config.max_visual_tokens
+        if cap:
+            fitting = [f for i, f in enumerate(frames)
+                       if episode.visual_tokens + self._tokens(frames[:i + 1]) <= cap]
+            if frames and not fitting:
+                return self._invalid(episode, Action("invalid", error=(
+                    f"the visual budget of {cap} image tokens is spent "
+                    f"({episode.visual_tokens} used); answer with <answer>...</answer>")), text)
+            frames = fitting
+        episode.requested = True
+        episode.requested_spans = requested_spans(episode.pools, action.requests)
         text = prompts.fetched_text(self.config, self._frame_lines(frames),
                                     self.config.max_turns - episode.turn)
         obs = self._observe(episode, text, frames)
@@ -284,7 +306,9 @@ class VideoQAEnv:
             frames_seen=len(episode.seen_times), answer=action.answer, correct=correct,
             error=action.error, reward_parts=parts, seen_times=list(episode.seen_times),
             seen_video_ids=list(episode.seen_video_ids), sample_id=episode.sample.id,
-            frames_iou=frames_iou, initial_iou=episode.initial_iou).to_dict()
+            frames_iou=frames_iou, initial_iou=episode.initial_iou,
+            requested=episode.requested_spans if action.valid and action.type != "answer"
+            else [], visual_tokens=episode.visual_tokens).to_dict()
 
 
 def relevant_frames(sample: Sample, pools: list[FramePool]) -> set[tuple[int, int]]:

@@ -98,3 +98,28 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+
+
+def requested_spans(pools: Sequence[FramePool], requests: Sequence[FrameRequest]
+                    ) -> list[list[float]]:
+    """`[start_s, end_s, video]` of what each request names, per video it applies to (a time
+    or a frame is a span of zero width; `next` names nothing): for the viewer's timeline."""
+    spans = []
+    for request in requests:
+        for video in range(len(pools)) if request.video is None else [request.video]:
+            times = pools[video].timestamps
+            if request.kind == "span":
+                start, end = (request.values if request.unit == "seconds"
+                              else (times[int(request.values[0])], times[int(request.values[1])]))
+                spans.append([float(start), float(end), video])
+            elif request.kind != "next":
+                points = (request.values if request.kind != "indices"
+                          else [times[int(i)] for i in request.values])
+                spans += [[float(t), float(t), video] for t in points]
+    return spans
+
+
+def visual_tokens(frames: Sequence[ShownFrame], image_factor: int) -> int:
+    """Image tokens of `frames` for a Qwen-VL model: one per `image_factor`-pixel square
+    (patch x merge), as frames come on the model's grid."""
+    return sum(f.image.shape[0] * f.image.shape[1] // image_factor**2 for f in frames)

@@ -289,6 +289,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
                     "acc": float(step is not None and step.correct),
                     "turns": float(turns),
                     "frames_seen": float(step.frames_seen if step else 0),
+                    "visual_tokens": float((step.visual_tokens or 0) if step else 0),
                     "answered": float(step is not None and step.action_type == "answer"),
                     "failed": float(bool(failed)),
                 },
