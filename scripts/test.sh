@@ -13,7 +13,7 @@ installed_here() {
   "$PY" - "$ROOT" <<'PY' 2>/dev/null
 import os, sys
 from importlib.metadata import entry_points
-import vagen, torch, transformers, flask, av, selenium, xdist  # noqa: F401
+import vagen, torch, transformers, flask, av, selenium  # noqa: F401
 here = os.path.dirname(os.path.dirname(os.path.abspath(vagen.__file__))) == sys.argv[1]
 # An install older than the verl plugin entry point (the critic) must be refreshed.
 plugin = any(ep.value.startswith("vagen.") for ep in entry_points(group="verl.plugins"))
@@ -24,12 +24,16 @@ if ! installed_here; then
   bash install.sh
 fi
 # The trajectory viewer's browser test drives Debian's chromium through its chromedriver
-# (never a browser a tool downloads itself).
+# (never a browser a tool downloads itself). When they are missing they are installed in
+# the background while the suite runs; the browser test, which runs last, waits for them.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "[test] installing Debian's chromium and chromium-driver (the viewer's browser test)" >&2
-    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+    export VAGEN_BROWSER_INSTALL_LOG="${TMPDIR:-/tmp}/vagen-browser-install.log"
+    echo "[test] installing Debian's chromium and chromium-driver in the background" \
+         "(log: $VAGEN_BROWSER_INSTALL_LOG)" >&2
+    ( set +e; { apt-get install -y -q chromium chromium-driver \
+        || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }; } \
+      > "$VAGEN_BROWSER_INSTALL_LOG" 2>&1; echo "exit $?" >> "$VAGEN_BROWSER_INSTALL_LOG" ) &
   else
     echo "[test] chromium and chromedriver are missing, so the viewer's browser test fails:" \
          "install Debian's chromium and chromium-driver" >&2
@@ -37,9 +41,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 "$PY" -m ruff check vagen tests benchmarks
 set +e
-# Two workers, whole files each: the learning guard (tests/test_quickstart.py, ~13 min)
-# runs beside the rest of the suite. VAGEN_TEST_WORKERS=0 runs in one process.
-"$PY" -m pytest -q -n "${VAGEN_TEST_WORKERS:-2}" --dist loadfile "$@"
+"$PY" -m pytest -q "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

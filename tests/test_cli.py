@@ -60,3 +60,15 @@ def test_flags_come_from_the_dataclass_and_pass_only_what_was_given():
     args = parser.parse_args(["--no-check", "--tags", "a", "--tags", "b", "--limit", "3"])
     assert flag_values(args, Options) == {"check": False, "tags": ["a", "b"], "limit": 3}
     assert Options(**flag_values(parser.parse_args([]), Options)) == Options()
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["server", "--help"], ["--workers WORKERS", "(int, default 4)", "--data-root DIR"]),
+    (["server", "wait", "--help"], ["--timeout TIMEOUT", "(float, default 120.0)"]),
+    (["data", "create", "--help"], ["--format {vagen,verltool}", "--groups GROUPS"]),
+])
+def test_every_command_lists_its_flags_with_type_and_default(argv, flags, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    out = capsys.readouterr().out
+    assert all(flag in out for flag in flags), out

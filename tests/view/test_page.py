@@ -5,7 +5,9 @@ its timeline and thumbnails; the screenshot stays in the test's tmp folder."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,28 @@ from tests.view.test_build import page_data
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
+INSTALL_WAIT_S = 600  # scripts/test.sh may still be installing them in the background
+
+
+def _wait_for_the_browser() -> None:
+    """Return once chromium and chromedriver are there; fail naming what is missing."""
+    log = os.environ.get("VAGEN_BROWSER_INSTALL_LOG")
+    deadline = time.monotonic() + (INSTALL_WAIT_S if log else 0)
+    while True:
+        missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+        finished = log and Path(log).exists() and "exit " in Path(log).read_text()
+        if not missing or finished or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    if missing:
+        where = f" (the install's log: {log})" if log else ""
+        pytest.fail(f"{', '.join(missing)} missing{where}: install Debian's chromium and "
+                    "chromium-driver (bash scripts/test.sh does)")
+
+
 @pytest.fixture
 def browser():
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: install Debian's chromium and "
-                    "chromium-driver (bash scripts/test.sh does)")
+    _wait_for_the_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -21,12 +21,13 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from vagen.config import add_flags, flag_values, parse_overrides
 from vagen.env.base import IMAGE_PLACEHOLDER
 from vagen.env.groups import load_env_groups
 from vagen.env.registry import make_env
@@ -192,18 +193,29 @@ def create_dataset(config_path: str | Path, out: str | Path, fmt: str = "vagen",
     return written
 
 
+@dataclass
+class CreateConfig:
+    """`vagen data create`'s settings; each field is a flag (`vagen.config.add_flags`)."""
+
+    config: str = field(default="", metadata={"help": "env_config.yaml with env_groups",
+                                              "required": True})
+    out: str = field(default="", metadata={"help": "output folder", "required": True})
+    format: str = field(default="vagen", metadata={
+        "help": "row layout: vagen (env, config, seed) or verltool (verl-tool video parquet "
+                "with frame files)", "choices": tuple(list_formats())})
+    groups: str = field(default="", metadata={
+        "help": "only these env groups, comma-separated (default: all)"})
+
+    def group_names(self) -> list[str] | None:
+        return [name for name in self.groups.split(",") if name] or None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vagen data create",
         description="Write OUT/<split>.parquet with one row per (env group, seed) of an env "
                     "config; missing synthetic data named in it is generated first.")
-    parser.add_argument("--config", required=True, help="env_config.yaml with env_groups")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--format", default="vagen", choices=list_formats(),
-                        help="row layout: vagen (env, config, seed) or verltool (verl-tool "
-                             "video parquet with frame files)")
-    parser.add_argument("--groups", type=lambda text: text.split(","),
-                        help="only these env groups, comma-separated (default: all)")
+    add_flags(parser, CreateConfig)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="set a key in every group, e.g. n=8 max_turns=4")
     return parser
@@ -211,12 +223,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """`vagen data create --config env_config.yaml --out DIR [--format F] [key=value ...]`."""
-    from vagen.config import parse_overrides
 
     args = _parser().parse_args(argv)
+    create = CreateConfig(**flag_values(args, CreateConfig))
     try:
         overrides = parse_overrides(args.overrides, example="n=16")
-        written = create_dataset(args.config, args.out, args.format, args.groups, overrides)
+        written = create_dataset(create.config, create.out, create.format,
+                                 create.group_names(), overrides)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"vagen data create: error: {err}", file=sys.stderr)
         return 2

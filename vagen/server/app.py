@@ -29,6 +29,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from vagen.config import add_flags, flag_values
 from vagen.env.groups import load_env_groups
 from vagen.server.launch import LISTENING
 from vagen.server.service import EnvService, EnvSpec, RequestError, Slot
@@ -339,26 +340,35 @@ class BackgroundServer:
         trigger.close()
 
 
+@dataclass
+class ServeConfig:
+    """`vagen server`'s settings; each field is a flag (`vagen.config.add_flags`)."""
+
+    config: str | None = field(default=None, metadata={
+        "help": "env_config.yaml whose env groups clients may create"})
+    host: str = field(default="127.0.0.1", metadata={
+        "help": "address to bind; anything but loopback requires --token"})
+    port: int = field(default=5000, metadata={"help": "port (0 picks a free one)"})
+    workers: int = field(default=4, metadata={"help": "threads stepping envs"})
+    threads: int | None = field(default=None, metadata={
+        "help": "HTTP threads (default: workers + 4)"})
+    token: str | None = field(default=None, metadata={
+        "help": f"bearer token every request must carry (default: ${TOKEN_ENV_VAR})"})
+    data_root: list[str] = field(default_factory=list, metadata={
+        "help": "folders whose samples files clients may name in the configs they send "
+                "(repeatable); the env groups' folders always are, nothing else is",
+        "metavar": "DIR"})
+    debug: bool = field(default=False, metadata={
+        "help": "Flask's debug server instead (loopback only, without --token: its debugger "
+                "runs code for anyone who reaches it)"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """`vagen server`: serve the envs of an env config until interrupted."""
     parser = argparse.ArgumentParser(prog="vagen server", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="env_config.yaml whose env groups clients may create")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind; anything but loopback requires --token")
-    parser.add_argument("--port", type=int, default=5000, help="port (0 picks a free one)")
-    parser.add_argument("--workers", type=int, default=4, help="threads stepping envs")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="HTTP threads (default: workers + 4)")
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV_VAR),
-                        help=f"bearer token every request must carry (or ${TOKEN_ENV_VAR})")
-    parser.add_argument("--data-root", action="append", default=[], metavar="DIR",
-                        help="a folder whose samples files clients may name in the configs "
-                             "they send (repeatable); the env groups' folders always are, "
-                             "nothing else is")
-    parser.add_argument("--debug", action="store_true",
-                        help="Flask's debug server instead (loopback only, without --token: "
-                             "its debugger runs code for anyone who reaches it)")
-    args = parser.parse_args(argv)
+    add_flags(parser, ServeConfig)
+    args = ServeConfig(**flag_values(parser.parse_args(argv), ServeConfig))
+    args.token = args.token or os.environ.get(TOKEN_ENV_VAR)
     if args.host not in LOCAL_HOSTS and not args.token:
         parser.error(f"--host {args.host} exposes the server beyond this machine; "
                      f"give --token (or set ${TOKEN_ENV_VAR}) so that requests must carry it")

@@ -12,8 +12,10 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from vagen.config import add_flags, flag_values
 from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.launch import ServerNotReady, wait_for_health
 
@@ -38,23 +40,34 @@ def _process_alive(pid: int) -> Callable[[], bool]:
     return alive
 
 
+@dataclass
+class WaitConfig:
+    """`vagen server wait`'s flags (`vagen.config.add_flags`); the URLs are positional."""
+
+    timeout: float = field(default=120.0, metadata={
+        "help": "seconds to wait for each server"})
+    pid: int | None = field(default=None, metadata={
+        "help": "the server's process id: fail at once if it exits (with one URL only)"})
+    log: str | None = field(default=None, metadata={"help": "the server's log, named in the "
+                                                            "error"})
+    token: str | None = field(default=None, metadata={
+        "help": f"bearer token of the servers (default: ${TOKEN_ENV_VAR})"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vagen server wait",
                                      description=__doc__.split("\n")[0].strip("`"))
     parser.add_argument("urls", nargs="+", help="server URLs, e.g. http://127.0.0.1:5000")
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="seconds to wait for each server (default 120)")
-    parser.add_argument("--pid", type=int, help="the server's process id: fail at once if it "
-                                                "exits (with one URL only)")
-    parser.add_argument("--log", help="the server's log, named in the error")
-    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV_VAR),
-                        help=f"bearer token of the servers (or ${TOKEN_ENV_VAR})")
-    args = parser.parse_args(argv)
-    if args.pid is not None and len(args.urls) != 1:
+    add_flags(parser, WaitConfig)
+    parsed = parser.parse_args(argv)
+    args = WaitConfig(**flag_values(parsed, WaitConfig))
+    args.token = args.token or os.environ.get(TOKEN_ENV_VAR)
+    urls = parsed.urls
+    if args.pid is not None and len(urls) != 1:
         parser.error("--pid names one server process; give one URL with it")
     where = f"; see {args.log}" if args.log else ""
     alive = _process_alive(args.pid) if args.pid is not None else None
-    for url in args.urls:
+    for url in urls:
         try:
             wait_for_health(url, args.timeout, args.token, alive, where)
         except ServerNotReady as err:
