@@ -66,3 +66,18 @@ def test_the_command_prints_the_page_and_names_a_folder_it_cannot_read(eval_run,
     assert "no results.jsonl or trajectories.jsonl" in capsys.readouterr().err
     with pytest.raises(ViewError, match="give an eval folder"):
         build_view(tmp_path)
+
+
+def test_eval_keeps_its_results_when_a_video_is_gone(eval_run: Path, tmp_path: Path, capsys):
+    """Videos that live only where a remote env server runs: no viewer, said so."""
+    from vagen.eval.evaluate import write_view
+
+    run = tmp_path / "run"
+    shutil.copytree(eval_run, run, ignore=shutil.ignore_patterns("view"))
+    lines = (run / "results.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["videos"][0]["path"] = str(tmp_path / "elsewhere.mp4")
+    (run / "results.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    assert write_view(run) is None
+    assert "the trajectory viewer was not written" in capsys.readouterr().err
+    assert len(read_results(run / "results.jsonl")) == len(lines)

@@ -172,9 +172,7 @@ def run(config: EvalConfig) -> dict[str, Any]:
     summary = summarize(results.values())
     write_report(out, summary, config.identity())
     if config.view:
-        from vagen.view import build_view
-
-        build_view(out)
+        write_view(out)
     failed = summary["failed_episodes"]
     if failed["n"] > config.max_failed_share * len(rows):
         raise EvalError(f"{failed['n']} of {len(rows)} episodes failed ("
@@ -184,6 +182,19 @@ def run(config: EvalConfig) -> dict[str, Any]:
                         + f"; results and summary are in {out} (--retry-failed plays them "
                           "again)")
     return summary
+
+
+def write_view(out: Path) -> Path | None:
+    """The trajectory viewer of `out`. Results stay as they are when it cannot be written
+    (a video that lives only where a remote env server runs): the reason is printed."""
+    from vagen.video.decode import VideoError
+    from vagen.view import build_view
+
+    try:
+        return build_view(out)
+    except (OSError, ValueError, VideoError) as err:
+        print(f"vagen eval: the trajectory viewer was not written: {err}", file=sys.stderr)
+        return None
 
 
 def _play_pending(config: EvalConfig, pending: list[EvalRow], results_path: Path,
@@ -421,9 +432,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(markdown({"overall": summary["overall"]}))
     print(f"results, summary and plots in {config.out}")
-    if config.view:
-        from vagen.view import view_page
+    from vagen.view import view_page
 
+    if config.view and view_page(config.out).exists():
         print(f"trajectory viewer: {view_page(config.out)}")
     return 0
 

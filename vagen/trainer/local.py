@@ -139,8 +139,7 @@ class LocalTrainer:
         self.logger = StepLogger(self.out_dir, config.log, asdict(config))
         self.step = self.checkpoints.restore(config.resume, self.policy, self.optimizer)
         self.logger.truncate_after(self.step)
-        self.trajectory_log = TrajectoryLog(self.out_dir, config.view, self.envs.group,
-                                            self.step)
+        self.trajectory_log = TrajectoryLog(self.out_dir, config.view, self.step)
 
     def train(self) -> Path:
         """Run to `config.steps`; returns the folder of the final model."""
@@ -166,7 +165,7 @@ class LocalTrainer:
         trajectories = self.play(self.step)
         shaping = (apply_shaping(trajectories, self.config.shaping)
                    if self.config.rewards == "video_mtr" else {})
-        self.trajectory_log.record(self.step + 1, trajectories)
+        self.trajectory_log.record(self.step + 1, trajectories, self.envs.group)
         batch, row_traj = training_batch(trajectories, self.policy.codec, self.policy.rope_index)
         batch = {k: v.to(self.policy.device) for k, v in batch.items()}
         self.add_reference_and_values(batch)

@@ -34,34 +34,45 @@ class ViewConfig:
 
 
 class TrajectoryLog:
-    """Appends the kept trajectories of a step to `out_dir/trajectories.jsonl`."""
+    """Appends the kept trajectories of a step to `out_dir/trajectories.jsonl`: the local
+    trainer's (one env group) and verl's (each row its group)."""
 
-    def __init__(self, out_dir: Path, config: ViewConfig, group: VideoQAConfig,
-                 resumed_at: int) -> None:
+    def __init__(self, out_dir: Path, config: ViewConfig, resumed_at: int) -> None:
         self.path = Path(out_dir) / TRAJECTORIES_FILE
         self.config = config
-        self.group = group
         self.lookup = SampleLookup()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         truncate_after(self.path, resumed_at)
 
-    def record(self, step: int, trajectories: list[Trajectory]) -> None:
-        """Keep `per_step` of the trajectories of (1-based) `step` when it is due."""
-        if not self.config.every or step % self.config.every or not trajectories:
-            return
-        picks = uniform_indices(len(trajectories), self.config.per_step)
-        with self.path.open("a") as out:
-            for index in picks:
-                out.write(json.dumps(self._line(step, index, trajectories[index])) + "\n")
+    def due(self, step: int) -> bool:
+        return bool(self.config.every) and step % self.config.every == 0
 
-    def _line(self, step: int, index: int, trajectory: Trajectory) -> dict[str, Any]:
-        sample = self.lookup.sample(self.group.to_dict(), trajectory.seed)
+    def picks(self, count: int) -> list[int]:
+        """Which of a step's `count` trajectories to keep: spread over its prompts."""
+        return uniform_indices(count, self.config.per_step)
+
+    def record(self, step: int, trajectories: list[Trajectory],
+               groups: VideoQAConfig | list[VideoQAConfig]) -> None:
+        """Keep `per_step` of the trajectories of (1-based) `step` when it is due; `groups`:
+        the env group of every trajectory, or one for all."""
+        if not self.due(step) or not trajectories:
+            return
+        with self.path.open("a") as out:
+            for index in self.picks(len(trajectories)):
+                group = groups[index] if isinstance(groups, list) else groups
+                out.write(json.dumps(self.line(step, index, trajectories[index], group)) + "\n")
+
+    def line(self, step: int, index: int, trajectory: Trajectory,
+             group: VideoQAConfig) -> dict[str, Any]:
+        """One kept trajectory, as the viewer reads it."""
+        sample = self.lookup.sample(group.to_dict(), trajectory.seed)
         last = StepInfo.of(trajectory.turns[-1].info)
         return {"step": step, "id": f"step{step}/{trajectory.seed}/{index}",
-                "group": self.group.name, "seed": trajectory.seed, "sample_id": sample.id,
+                "group": group.name, "seed": trajectory.seed, "sample_id": sample.id,
                 "source": sample.source, "category": sample.category,
                 "duration_s": sample.duration_s, "answer": sample.answer,
                 "prediction": last.answer if last.action_type == "answer" else None,
                 "correct": last.correct, "reward": trajectory.reward,
                 "turns": len(trajectory.turns), "frames_viewed": last.frames_seen,
                 **episode_view(trajectory, sample, self.lookup.durations(sample),
-                               self.group.pool_config())}
+                               group.pool_config())}

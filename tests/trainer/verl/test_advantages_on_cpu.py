@@ -141,7 +141,7 @@ def test_shaping_is_chosen_and_checked_in_the_vagen_section(monkeypatch):
     monkeypatch.setattr(ray_trainer, "compute_advantage", ray_trainer.compute_advantage)
     install(chosen)
     assert ray_trainer.compute_advantage.func is compute_advantage
-    assert ray_trainer.compute_advantage.keywords == {"shaping": chosen}
+    assert ray_trainer.compute_advantage.keywords == {"shaping": chosen, "view_log": None}
 
 
 def test_a_dropped_trajectory_moves_no_baseline_of_its_group():

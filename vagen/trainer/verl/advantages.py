@@ -26,6 +26,7 @@ from vagen.trainer.advantages import AdvantageConfig, turn_ids_from_loss_mask
 from vagen.trainer.algos import get_advantage_estimator, needs_values
 from vagen.trainer.verl.agent_loop import FAILED
 from vagen.trainer.verl.shaping import TURN_INFOS, shaped_token_rewards
+from vagen.trainer.verl.view import VerlTrajectoryLog
 
 # verl's names for AdvantageConfig fields; the other fields keep their own names.
 VERL_NAMES = {"gamma": "gamma", "lam": "lam", "norm_by_std": "norm_adv_by_std_in_grpo"}
@@ -81,12 +82,16 @@ def register_estimators() -> None:
 def compute_advantage(data: Any, adv_estimator: str | Enum, gamma: float = 1.0,
                       lam: float = 1.0, num_repeat: int = 1,
                       norm_adv_by_std_in_grpo: bool = True, config: Any = None,
-                      shaping: ShapingConfig | None = None) -> Any:
+                      shaping: ShapingConfig | None = None,
+                      view_log: VerlTrajectoryLog | None = None) -> Any:
     """verl's `ray_trainer.compute_advantage` (same signature), except that the estimators
     that need them get the critic's `values`, and with `shaping` each turn's
     reward is Video-MTR's shaped one (`vagen.trainer.verl.shaping`). A dropped trajectory
     (the agent loop's `FAILED`) is a group of its own, so its stand-in score moves no
-    other sample's baseline."""
+    other sample's baseline. With `view_log` the step's kept trajectories are written
+    (once a step: verl computes advantages once per step)."""
+    if view_log is not None:
+        view_log.record(data)
     isolate_failed(data)
     if shaping is not None:
         data.batch["token_level_rewards"] = shaped_token_rewards(
@@ -122,9 +127,12 @@ def isolate_failed(data: Any) -> None:
     data.non_tensor_batch["uid"] = uids
 
 
-def install(shaping: ShapingConfig | None = None) -> None:
+def install(shaping: ShapingConfig | None = None,
+            view_log: VerlTrajectoryLog | None = None) -> None:
     """In the process that runs verl's trainer: register the estimators and route
-    `compute_advantage` through ours (shaping the rewards with `shaping`)."""
+    `compute_advantage` through ours (shaping the rewards with `shaping`, keeping
+    trajectories in `view_log`)."""
     register_estimators()
-    ray_trainer.compute_advantage = (compute_advantage if shaping is None
-                                     else functools.partial(compute_advantage, shaping=shaping))
+    ray_trainer.compute_advantage = (
+        compute_advantage if shaping is None and view_log is None
+        else functools.partial(compute_advantage, shaping=shaping, view_log=view_log))

@@ -41,6 +41,7 @@ from vagen.config import check_keys
 from vagen.env.base import ContextPolicy, StepInfo, StepResult
 from vagen.env.video_qa.config import VideoQAConfig
 from vagen.rollout.backends.base import SamplingParams
+from vagen.rollout.manager import Shown, TurnRecord
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.client import EnvClient, EnvServerError
@@ -48,6 +49,7 @@ from vagen.server.wire import DEFAULT_CODEC
 from vagen.trainer.verl.frames import PatchSpec, frames_for_transport
 from vagen.trainer.verl.rows import Episode
 from vagen.trainer.verl.shaping import TURN_INFOS, turn_info
+from vagen.trainer.verl.view import VIEW_FIELD, episode_material
 
 AGENT_NAME = "vagen_env"
 TOKEN_REWARDS = "vagen_token_rewards"  # extra field: per-response-token rewards
@@ -124,6 +126,7 @@ class Played:
     turn_scores: list[float]
     turn_infos: list[dict[str, Any]]
     last_info: dict[str, Any]
+    view: str = ""  # the episode for the trainer's trajectory log (view.py)
 
 
 @register(AGENT_NAME)
@@ -171,10 +174,13 @@ class VideoEnvAgentLoop(AgentLoopBase):
                 obs = (await asyncio.to_thread(client.reset, {env_id: episode.seed}))[env_id]
             tokens = TrajectoryTokens(self.codec, client.system_prompt(env_id), window=None)
             tokens.add_observation(obs.text, obs.frames)
-            return await self._play(tokens, _to_pil(obs.frames), env_id, client, context,
-                                    sampling_params, metrics)
+            shown, turns = [Shown.of(obs)], []
+            played = await self._play(tokens, _to_pil(obs.frames), env_id, client, context,
+                                      sampling_params, metrics, (shown, turns))
         except EnvServerError as err:
             raise TrajectoryFailed("env_error", str(err)) from err
+        played.view = episode_material(episode.spec["config"], episode.seed, turns, shown)
+        return played
 
     @classmethod
     def env_client(cls, config: VerlAgentConfig) -> EnvClient:
@@ -185,7 +191,9 @@ class VideoEnvAgentLoop(AgentLoopBase):
 
     async def _play(self, tokens: TrajectoryTokens, first_images: list[Image.Image], env_id: str,
                     client: EnvClient, context: ContextPolicy, sampling_params: dict[str, Any],
-                    metrics: dict[str, float]) -> Played:
+                    metrics: dict[str, float],
+                    record: tuple[list[Shown], list[TurnRecord]]) -> Played:
+        """Generate and step until done; `record` gets what each turn showed and did."""
         prompt_len = len(tokens.current.input_ids)
         if prompt_len > self.prompt_length:
             raise TrajectoryFailed(
@@ -226,6 +234,9 @@ class VideoEnvAgentLoop(AgentLoopBase):
             tokens.set_turn_reward(turn, result.reward)
             turn_scores.append(float(result.reward))
             turn_infos.append(turn_info(result.info))
+            record[0].append(Shown.of(result.obs))
+            record[1].append(TurnRecord(action, len(output.token_ids), float(result.reward),
+                                        result.info))
             last_info = result.info
             if result.done:
                 break
@@ -284,6 +295,7 @@ class VideoEnvAgentLoop(AgentLoopBase):
                 "turn_scores": played.turn_scores,
                 TOKEN_REWARDS: played.token_rewards,
                 TURN_INFOS: played.turn_infos,  # for vagen.rewards: video_mtr
+                VIEW_FIELD: played.view,  # for trajectories.jsonl (vagen view)
                 FAILED: failed,
                 "reward_extra_info": {
                     "acc": float(step is not None and step.correct),

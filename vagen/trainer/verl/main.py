@@ -30,10 +30,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vagen.config import from_dict
 from vagen.rewards.shaping import ShapingConfig
 from vagen.rollout.backends.base import SamplingParams
 from vagen.trainer.advantages import AdvantageConfig
 from vagen.trainer.losses import PolicyLossConfig
+from vagen.trainer.trajectory_log import ViewConfig
 from vagen.trainer.verl.budget import fit_to_env_groups
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -55,7 +57,8 @@ def generated_defaults() -> dict[str, Any]:
         # env_config: the env groups the rows were made from (run_7B.sh passes ENV_CONFIG);
         # the image limit and the length checks are computed from it (budget.py).
         "vagen": {"agent": VerlAgentConfig().to_dict(), "rewards": "env",
-                  "shaping": asdict(ShapingConfig()), "env_config": None},
+                  "shaping": asdict(ShapingConfig()), "env_config": None,
+                  "view": asdict(ViewConfig())},
         "algorithm": {"gamma": advantage.gamma, "lam": advantage.lam,
                       "norm_adv_by_std_in_grpo": advantage.norm_by_std,
                       "high_level_gamma": advantage.high_level_gamma},
@@ -150,6 +153,7 @@ def check_config(config: DictConfig, load_model: bool = True) -> None:
 
     VerlAgentConfig.from_dict(config.vagen.agent)
     shaping_config(config.vagen)
+    from_dict(ViewConfig, dict(config.vagen.get("view") or {}), "vagen.view.")
     estimator = config.algorithm.adv_estimator
     if verl_needs_values(estimator) and config.critic.enable is not True:
         raise ValueError(f"algorithm.adv_estimator={estimator} needs critic values; set "
@@ -185,8 +189,10 @@ def run(config: DictConfig) -> None:
         def run(self, config: DictConfig) -> None:
             from vagen.trainer.verl.advantages import install
             from vagen.trainer.verl.shaping import shaping_config
+            from vagen.trainer.verl.view import VerlTrajectoryLog
 
-            install(shaping_config(config.vagen))
+            install(shaping_config(config.vagen),
+                    VerlTrajectoryLog(config.vagen, config.trainer.default_local_dir))
             super().run(config)
 
     run_ppo(config, task_runner_class=ray.remote(VagenTaskRunner))
