@@ -66,6 +66,10 @@ def test_the_click_is_where_the_smoothed_loss_falls_fastest() -> None:
 def test_bad_quickstart_values_name_the_key() -> None:
     with pytest.raises(ValueError, match="sft_steps"):
         QuickstartConfig(sft_steps=0)
+    with pytest.raises(ValueError, match="evals is .*grpo/multi among them"):
+        QuickstartConfig(evals=["grpo/single8"])
+    with pytest.raises(ValueError, match="use some of sft/multi, grpo/multi"):
+        QuickstartConfig(evals=["grpo/multi", "sft/single8"])
 
 
 def test_quickstart_takes_out_and_seed_from_any_folder(tmp_path: Path, monkeypatch) -> None:
@@ -89,25 +93,26 @@ def test_quickstart_takes_out_and_seed_from_any_folder(tmp_path: Path, monkeypat
     assert str(out.resolve() / "data" / "train" / "samples.jsonl") in groups
 
 
-GUARD_GRPO_STEPS = 10
+GUARD_GRPO_STEPS = 1
+GUARD_EVALS = "[grpo/multi,grpo/single8]"  # what it asserts on
 
 
 @pytest.mark.learning
 def test_the_default_quick_start_learns_where_to_look(tmp_path: Path, monkeypatch) -> None:
     """The learning guard: the default quick start (default seed, another run folder) must
     answer most held-out questions by retrieving the right frames, far above what 8 uniform
-    frames allow. A change that breaks learning cannot land. GRPO runs 10 of its 40 steps:
-    over 40 it changes accuracy by -3.5 to +0.5 points (README), so the 30 more steps cost
-    CI 1.5 minutes and guard nothing the first 10 do not."""
+    frames allow. A change that breaks learning cannot land. To fit CI's 20 minutes it runs
+    one GRPO step of 40 (over 40, GRPO changes accuracy by -3.5 to +0.5 points: README) and
+    only the two evals it asserts on; the data and the SFT warm start are the default's."""
     monkeypatch.chdir(tmp_path)
-    assert main(["out=guard", f"grpo_steps={GUARD_GRPO_STEPS}"]) == 0
+    assert main(["out=guard", f"grpo_steps={GUARD_GRPO_STEPS}", f"evals={GUARD_EVALS}"]) == 0
     out = tmp_path / "guard"
     saved = json.loads((out / "report.json").read_text())
     numbers = saved["headline"]
     assert numbers["final_multi"] >= 0.75, numbers
     assert numbers["gap"] >= 0.35, numbers
     # every stage wrote under out, in the folder it was run from
-    assert set(saved["eval"]) == {"sft/multi", "grpo/multi", "grpo/single8", "grpo/single16"}
+    assert set(saved["eval"]) == {"grpo/multi", "grpo/single8"}
     for folder in ("sft/final", "grpo/final", "eval/grpo-multi"):
         assert (out / folder).is_dir()
     # the viewers of the final held-out eval and of GRPO's kept trajectories, linked

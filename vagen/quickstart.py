@@ -29,6 +29,8 @@ SYNTH = {"kinds": ["color"], "min_duration_s": 56, "max_duration_s": 64, "min_ca
          "max_carrier_s": 6, "min_detail_s": 1.0, "max_detail_s": 2.0, "distractors": 0}
 EVALS = {"multi": "retrieve-test", "single8": "single-test", "single16": "single16-test"}
 VIEWED_EVAL = ("grpo", "multi")  # the eval whose trajectories the viewer shows
+# The SFT model is evaluated multi-turn only; the baselines are the final model's.
+ALL_EVALS = ("sft/multi", *(f"grpo/{mode}" for mode in EVALS))
 GROUP_OWN_KEYS = ("name", "data", "split", "n", "seed", "protocol")
 
 
@@ -49,6 +51,9 @@ class QuickstartConfig:
         metadata={"help": "SFT mix: env groups whose oracle episodes to imitate (a group "
                           "listed twice weighs twice)"})
     grpo_steps: int = field(default=40, metadata={"help": "GRPO steps after SFT"})
+    evals: list[str] = field(default_factory=lambda: list(ALL_EVALS), metadata={
+        "help": "held-out evals to run, model/mode (the report leaves out the others; "
+                "grpo/multi is the run's result and always runs)"})
     threads: int = field(default=2, metadata={
         "help": "torch threads of the training process (the env server idles during SFT)"})
     workers: int = field(default=2, metadata={
@@ -61,6 +66,10 @@ class QuickstartConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        unknown = [name for name in self.evals if name not in ALL_EVALS]
+        if unknown or "/".join(VIEWED_EVAL) not in self.evals:
+            raise ValueError(f"evals is {self.evals}; use some of {', '.join(ALL_EVALS)}, "
+                             f"{'/'.join(VIEWED_EVAL)} among them")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +113,7 @@ def _run_stages(config: QuickstartConfig) -> Path:
         sft_model = stage("sft", run_sft, out, config, model, env_config)
         rl_model = stage("grpo", run_grpo, out, config, sft_model, env_config, url)
         evals = stage("eval", run_evals, out, env_config,
-                      {"sft": sft_model, "grpo": rl_model}, url)
+                      {"sft": sft_model, "grpo": rl_model}, url, config.evals)
     views = stage("view", build_views, out)
     timings["total"] = time.perf_counter() - started
     report = write_report(out, evals, timings, asdict(config), views)
@@ -211,17 +220,17 @@ def eval_settings(env_config: Path, group: str) -> tuple[str, str, list[str]]:
     return values["data"], values["protocol"], settings
 
 
-def run_evals(out: Path, env_config: Path, models: dict[str, Path],
-              url: str) -> dict[str, dict[str, Any]]:
+def run_evals(out: Path, env_config: Path, models: dict[str, Path], url: str,
+              wanted: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Held-out accuracy of each model: multi-turn retrieval, and the single-turn baselines
-    with 8 and 16 uniform frames."""
+    with 8 and 16 uniform frames (the `wanted` ones of ALL_EVALS)."""
     from vagen.eval.evaluate import EvalConfig, run
 
     summaries = {}
     for name, model in models.items():
         for mode, group in EVALS.items():
-            if name == "sft" and mode != "multi":
-                continue  # the baselines are the final model's
+            if f"{name}/{mode}" not in (wanted or ALL_EVALS):
+                continue
             data, protocol, settings = eval_settings(env_config, group)
             print(f"-- eval {name} {mode}")
             summaries[f"{name}/{mode}"] = run(EvalConfig(
