@@ -165,7 +165,8 @@ class LocalTrainer:
         trajectories = self.play(self.step)
         shaping = (apply_shaping(trajectories, self.config.shaping)
                    if self.config.rewards == "video_mtr" else {})
-        self.trajectory_log.record(self.step + 1, trajectories, self.envs.group)
+        self.trajectory_log.record(self.step + 1, trajectories,
+                                   [self.envs.group] * len(trajectories))
         batch, row_traj = training_batch(trajectories, self.policy.codec, self.policy.rope_index)
         batch = {k: v.to(self.policy.device) for k, v in batch.items()}
         self.add_reference_and_values(batch)

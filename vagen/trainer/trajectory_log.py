@@ -52,15 +52,15 @@ class TrajectoryLog:
         return uniform_indices(count, self.config.per_step)
 
     def record(self, step: int, trajectories: list[Trajectory],
-               groups: VideoQAConfig | list[VideoQAConfig]) -> None:
+               groups: list[VideoQAConfig]) -> None:
         """Keep `per_step` of the trajectories of (1-based) `step` when it is due; `groups`:
-        the env group of every trajectory, or one for all."""
+        the env group of each trajectory."""
         if not self.due(step) or not trajectories:
             return
         with self.path.open("a") as out:
             for index in self.picks(len(trajectories)):
-                group = groups[index] if isinstance(groups, list) else groups
-                out.write(json.dumps(self.line(step, index, trajectories[index], group)) + "\n")
+                line = self.line(step, index, trajectories[index], groups[index])
+                out.write(json.dumps(line) + "\n")
 
     def line(self, step: int, index: int, trajectory: Trajectory,
              group: VideoQAConfig) -> dict[str, Any]:
