@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 
-from vagen.trainer.verl.frames import PatchSpec, frames_for_transport
+from vagen.rollout.images import PatchSpec
+from vagen.trainer.verl.frames import frames_for_transport
 
 # Qwen2.5-VL-7B-Instruct's preprocessor_config.json: min and max pixels.
 SEVEN_B = {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 1280}

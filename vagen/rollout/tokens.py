@@ -19,21 +19,10 @@ import numpy as np
 import torch
 
 from vagen.env.base import IMAGE_PLACEHOLDER
+from vagen.rollout.images import ImageProcessing, ProcessedImage
 
 OMITTED_FRAME = "[frame omitted]"
 IGNORE_TURN = -1
-
-
-@dataclass
-class ProcessedImage:
-    """One frame after the image processor: `(n_patches, patch_dim)` pixel values and its
-    `(3,)` grid; it becomes `grid.prod() // merge_size**2` image tokens. `frame` is the
-    `(H, W, 3)` uint8 input, for engines that run the processor themselves (vLLM)."""
-
-    pixel_values: torch.Tensor
-    grid_thw: torch.Tensor
-    num_tokens: int
-    frame: np.ndarray | None = None
 
 
 @dataclass
@@ -54,6 +43,7 @@ class ChatCodec:
     def __init__(self, processor: Any) -> None:
         self.tokenizer = processor.tokenizer
         self.image_processor = processor.image_processor
+        self.images = ImageProcessing(self.image_processor)
         self.merge_size = int(self.image_processor.merge_size)
         self.image_token = getattr(processor, "image_token", "<|image_pad|>")
         self.image_token_id = self._token_id(self.image_token)
@@ -76,17 +66,9 @@ class ChatCodec:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def process_images(self, frames: list[np.ndarray]) -> list[ProcessedImage]:
-        """Run the image processor once over a turn's frames and split its output per image
-        (kept per image so segments can drop some)."""
-        if not frames:
-            return []
-        # wire-decoded frames are read-only views
-        frames = [frame if frame.flags.writeable else frame.copy() for frame in frames]
-        batch = self.image_processor(images=frames, return_tensors="pt")
-        grids = batch["image_grid_thw"]
-        pixels = torch.split(batch["pixel_values"], grids.prod(-1).tolist())
-        return [ProcessedImage(values, grid, int(grid.prod()) // self.merge_size**2, frame)
-                for values, grid, frame in zip(pixels, grids, frames, strict=True)]
+        """A turn's frames as the processor's output, one entry per image (kept per image so
+        segments can drop some); a frame processed before is not processed again."""
+        return self.images(frames) if frames else []
 
     def message_ids(self, message: Message, omit_images: bool = False) -> list[int]:
         """`<|im_start|>role\\n content <|im_end|>\\n` with each `<image>` expanded to its

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from vagen.env.video_qa.protocols import stop_strings
-from vagen.rollout.tokens import ProcessedImage
+from vagen.rollout.images import ProcessedImage
 
 
 @dataclass

@@ -41,12 +41,13 @@ from vagen.config import check_keys
 from vagen.env.base import ContextPolicy, StepInfo, StepResult
 from vagen.env.video_qa.config import VideoQAConfig
 from vagen.rollout.backends.base import SamplingParams
+from vagen.rollout.images import PatchSpec
 from vagen.rollout.manager import Shown, TurnRecord
 from vagen.rollout.tokens import ChatCodec, TrajectoryTokens
 from vagen.server.app import TOKEN_ENV_VAR
 from vagen.server.client import EnvClient, EnvServerError
 from vagen.server.wire import DEFAULT_CODEC
-from vagen.trainer.verl.frames import PatchSpec, frames_for_transport
+from vagen.trainer.verl.frames import frames_for_transport
 from vagen.trainer.verl.rows import Episode
 from vagen.trainer.verl.shaping import TURN_INFOS, turn_info
 from vagen.trainer.verl.view import VIEW_FIELD, episode_material

@@ -10,48 +10,12 @@ frame pool resizes them there), which is the only case it is used for."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-
-@dataclass(frozen=True)
-class PatchSpec:
-    """What the Qwen-VL image processor does to a frame on its grid."""
-
-    patch_size: int
-    temporal_patch_size: int
-    merge_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    rescale: float
-
-    @classmethod
-    def of(cls, image_processor: Any) -> PatchSpec:
-        return cls(int(image_processor.patch_size), int(image_processor.temporal_patch_size),
-                   int(image_processor.merge_size), tuple(image_processor.image_mean),
-                   tuple(image_processor.image_std), float(image_processor.rescale_factor))
-
-
-def patchify(frames: list[np.ndarray], spec: PatchSpec) -> torch.Tensor:
-    """`pixel_values` of uint8 `(H, W, 3)` frames whose sides are multiples of
-    patch x merge: `(sum of patches, 3 x temporal x patch x patch)`, rows in the processor's
-    order (merge blocks, then patches inside them)."""
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-    rows = []
-    p, t, m = spec.patch_size, spec.temporal_patch_size, spec.merge_size
-    for frame in frames:
-        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
-        image = (image * spec.rescale - mean) / std
-        image = image.repeat(t, 1, 1, 1)  # one frame fills the temporal patch
-        h, w = image.shape[2] // p, image.shape[3] // p
-        patches = image.reshape(1, t, 3, h // m, m, p, w // m, m, p)
-        patches = patches.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
-        rows.append(patches.reshape(h * w, 3 * t * p * p))
-    return torch.cat(rows)
+from vagen.rollout.images import PatchSpec, patchify
 
 
 def on_grid(frames: list[np.ndarray], grids: torch.Tensor, spec: PatchSpec) -> bool:
