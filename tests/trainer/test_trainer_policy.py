@@ -121,6 +121,39 @@ def test_lora_reference_is_the_loaded_model_and_save_merges_the_adapter(
     assert processor.tokenizer.get_vocab() == policy.processor.tokenizer.get_vocab()
 
 
+def test_cached_vision_features_serve_the_lora_policy_and_its_reference(
+        tiny_model_path: Path) -> None:
+    """The merger trains as a peft copy beside the adapter; the cached tower features feed
+    the trained merger for the policy and the loaded one for the reference."""
+    from vagen.rollout.backends.hf import policy_logits
+
+    policy = _policy(tiny_model_path, lora_rank=4)
+    assert policy.vision is not None
+    batch = {**_inputs(policy), "image_keys": torch.tensor([7])}
+    _perturb(policy.parameters())
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad(), policy.reference():
+            ref = policy_logits(policy.model, batch, vision=policy.vision)[0]
+        with torch.no_grad():
+            return policy_logits(policy.model, batch, vision=policy.vision)[0], ref
+
+    cached, cached_ref = both()
+    vision, policy.vision = policy.vision, None
+    plain, plain_ref = both()
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached_ref, plain_ref, atol=1e-5, rtol=0)
+    assert not torch.allclose(plain.nan_to_num(), plain_ref.nan_to_num(), atol=1e-4)
+    assert vision.encoded_images == 1 and vision.reused_images == 1
+
+
+def test_a_trained_vision_tower_is_never_cached(tiny_model_path: Path) -> None:
+    assert _policy(tiny_model_path, tune_mm_vision=True).vision is None
+    assert _policy(tiny_model_path, vision_cache_mb=0).vision is None
+    with pytest.raises(ValueError, match="vision_cache_mb"):
+        ModelConfig(path="x", vision_cache_mb=-1)
+
+
 def test_rope_index_is_the_models_own_under_lora(tiny_model_path: Path) -> None:
     plain = _policy(tiny_model_path)
     lora = _policy(tiny_model_path, lora_rank=4)

@@ -103,11 +103,13 @@ def _load_hf(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
     from transformers import AutoModelForImageTextToText
 
     from vagen.rollout.backends.hf import HFBackend
+    from vagen.rollout.vision_features import VisionFeatures
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
     codec = _codec(path)
-    return HFBackend(model, codec), codec
+    vision = VisionFeatures() if VisionFeatures.supports(model) else None
+    return HFBackend(model, codec, vision), codec
 
 
 @register_policy_backend("vllm", check=_vllm_device)

@@ -227,8 +227,8 @@ def collate_segments(segments: list[Segment], codec: ChatCodec,
 
     Returns `input_ids, attention_mask, loss_mask, turn_ids, old_logprobs, token_rewards`
     (each `(bs, L)`), `pixel_values (n_patches, patch_dim)`, `image_grid_thw (n_images, 3)`,
-    and, when `rope_index` (the model's `get_rope_index`) is given, mrope `position_ids`
-    `(3, bs, L)`."""
+    `image_keys (n_images,)`, and, when `rope_index` (the model's `get_rope_index`) is
+    given, mrope `position_ids` `(3, bs, L)`."""
     if not segments:
         raise ValueError("no segments to collate")
     length = max(len(s.input_ids) for s in segments)
@@ -257,8 +257,10 @@ def collate_segments(segments: list[Segment], codec: ChatCodec,
 
 
 def stack_images(images: list[ProcessedImage]) -> dict[str, torch.Tensor]:
-    """Concatenate processed images in token order (empty dict when there are none)."""
+    """Concatenate processed images in token order (empty dict when there are none), with
+    each image's content key (`image_keys`, for `VisionFeatures`)."""
     if not images:
         return {}
     return {"pixel_values": torch.cat([im.pixel_values for im in images]),
-            "image_grid_thw": torch.stack([im.grid_thw for im in images])}
+            "image_grid_thw": torch.stack([im.grid_thw for im in images]),
+            "image_keys": torch.tensor([im.key for im in images], dtype=torch.long)}

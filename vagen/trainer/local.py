@@ -131,7 +131,8 @@ class LocalTrainer:
         self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
         self.envs = TrainEnvs(config.envs, config.prompts_per_step * config.algo.n, config.seed)
-        self.rollout = RolloutManager(HFBackend(self.policy.model, self.policy.codec),
+        self.rollout = RolloutManager(HFBackend(self.policy.model, self.policy.codec,
+                                                self.policy.vision),
                                       self.policy.codec, self.envs.client,
                                       RolloutConfig.from_context(self.envs.context,
                                                                  config.sampling))
@@ -161,6 +162,8 @@ class LocalTrainer:
     def train_step(self) -> dict[str, float]:
         """One step: rollout -> advantage -> loss -> optimizer step. Returns its metrics."""
         started = time.perf_counter()
+        vision = self.policy.vision
+        encoded = vision.encoded_patches if vision else 0
         torch.manual_seed(self.config.seed * 100_003 + self.step)
         trajectories = self.play(self.step)
         shaping = (apply_shaping(trajectories, self.config.shaping)
@@ -175,8 +178,9 @@ class LocalTrainer:
         self.step += 1
         elapsed = time.perf_counter() - started
         tokens = float(batch["attention_mask"].sum())
+        cached = {"perf/vision_patches": float(vision.encoded_patches - encoded)} if vision else {}
         return {**rollout_metrics(trajectories), **shaping, **update, "perf/step_s": elapsed,
-                "perf/tokens_per_s": tokens / elapsed,
+                "perf/tokens_per_s": tokens / elapsed, **cached,
                 "rollout/failed_prompts": float(self.failed_prompts)}
 
     def play(self, step: int) -> list[Trajectory]:
@@ -210,7 +214,8 @@ class LocalTrainer:
             with self.policy.reference() as ref:
                 model = self.policy.model if ref is None else ref
                 ref_logprobs = torch.cat([
-                    token_logprobs(model, mb, temperature, self.policy.codec.suppressed_ids)[0]
+                    token_logprobs(model, mb, temperature, self.policy.codec.suppressed_ids,
+                                   vision=self.policy.vision)[0]
                     for mb in self._micro_batches(batch)])
                 batch["ref_logprobs"] = _on_policy_tokens(ref_logprobs, batch["loss_mask"])
         if self.policy.value_head is not None:
@@ -269,7 +274,8 @@ class LocalTrainer:
         log-probs, and values (PPO)."""
         logits, out = policy_logits(self.policy.model, mb, self.config.sampling.temperature,
                                     self.policy.codec.suppressed_ids,
-                                    output_hidden_states=self.policy.value_head is not None)
+                                    output_hidden_states=self.policy.value_head is not None,
+                                    vision=self.policy.vision)
         logprobs = _on_policy_tokens(gather_logprobs(logits, mb["input_ids"]), mb["loss_mask"])
         values = None
         if self.policy.value_head is not None:
@@ -295,12 +301,13 @@ class LocalTrainer:
                 patch += patches_per_image[image]
                 image += 1
             mb = {k: v[start:end] for k, v in batch.items()
-                  if k not in ("pixel_values", "image_grid_thw", "position_ids")}
+                  if k not in ("pixel_values", "image_grid_thw", "image_keys", "position_ids")}
             if "position_ids" in batch:
                 mb["position_ids"] = batch["position_ids"][:, start:end]
             if image > first_image:
                 mb["pixel_values"] = batch["pixel_values"][first_patch:patch]
                 mb["image_grid_thw"] = grid[first_image:image]
+                mb["image_keys"] = batch["image_keys"][first_image:image]
             yield mb
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from vagen.rollout.tokens import ChatCodec
+from vagen.rollout.vision_features import DEFAULT_KEPT_MB, VisionFeatures
 
 # Parameter-name prefixes of the three parts Qwen-VL recipes switch on and off.
 PARTS = {
@@ -37,12 +38,19 @@ class ModelConfig:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for "
                                                                           "memory"})
+    vision_cache_mb: int = field(default=DEFAULT_KEPT_MB, metadata={
+        "help": "MB of frozen vision-tower features kept per frame and reused by every pass "
+                "(rollout turns, reference, update); 0 = off. Off by itself when "
+                "tune_mm_vision trains the tower or the model is not Qwen2/2.5-VL"})
 
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"model.dtype is {self.dtype!r}; use float32, bfloat16 or float16")
         if self.lora_rank < 0:
             raise ValueError(f"model.lora_rank is {self.lora_rank}; use 0 (off) or a rank > 0")
+        if self.vision_cache_mb < 0:
+            raise ValueError(f"model.vision_cache_mb is {self.vision_cache_mb}; use 0 (off) "
+                             "or a size in MB")
         if not (self.tune_mm_llm or self.tune_mm_vision or self.tune_mm_mlp):
             raise ValueError("model.tune_mm_llm, tune_mm_vision and tune_mm_mlp are all false: "
                              "nothing would train; switch one on")
@@ -67,7 +75,8 @@ class ValueHead(torch.nn.Module):
 
 
 class Policy:
-    """Model + processor + codec, with `reference()` giving the frozen reference policy."""
+    """Model + processor + codec, with `reference()` giving the frozen reference policy and
+    `vision` the features of the frozen vision tower (None when it trains or is off)."""
 
     def __init__(self, config: ModelConfig, with_value_head: bool = False,
                  with_reference: bool = False) -> None:
@@ -91,6 +100,10 @@ class Policy:
         self.model = self._trainable(model).to(self.device)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        self.vision = None
+        if (config.vision_cache_mb and not config.tune_mm_vision
+                and VisionFeatures.supports(model)):
+            self.vision = VisionFeatures(config.vision_cache_mb)
         self.value_head = None
         if with_value_head:
             self.value_head = ValueHead(self.text_hidden_size).to(self.device)

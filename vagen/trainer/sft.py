@@ -148,7 +148,7 @@ def _sft_loss(policy: Policy, segments: list[Segment]) -> tuple[torch.Tensor, fl
     """Mean cross-entropy over the expert's tokens, and the share predicted exactly."""
     batch = collate_segments(segments, policy.codec, policy.rope_index)
     batch = {k: v.to(policy.device) for k, v in batch.items()}
-    logits = policy_logits(policy.model, batch, temperature=0)[0][:, 1:]
+    logits = policy_logits(policy.model, batch, temperature=0, vision=policy.vision)[0][:, 1:]
     target = batch["input_ids"][:, 1:]
     mask = batch["loss_mask"][:, 1:]
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")

@@ -3,20 +3,25 @@ re-scores sampled tokens for training (one function for both, so they agree)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 
 from vagen.rollout.backends.base import Generation, PromptInput, SamplingParams
 from vagen.rollout.tokens import ChatCodec, mm_token_type_ids, stack_images
+from vagen.rollout.vision_features import VisionFeatures
 
 
 class HFBackend:
-    """Generates with a `*ForConditionalGeneration` Qwen-VL model from a local path."""
+    """Generates with a `*ForConditionalGeneration` Qwen-VL model from a local path; with
+    `vision`, each frame's vision features are computed once (`VisionFeatures`)."""
 
-    def __init__(self, model: Any, codec: ChatCodec) -> None:
+    def __init__(self, model: Any, codec: ChatCodec, vision: VisionFeatures | None = None
+                 ) -> None:
         self.model = model
         self.codec = codec
+        self.vision = vision
         tokenizer = codec.tokenizer
         self.eos_ids = {codec.im_end_id}
         if tokenizer.eos_token_id is not None:
@@ -29,10 +34,12 @@ class HFBackend:
         device = next(self.model.parameters()).device
         inputs = left_pad_batch(prompts, self.codec)
         inputs = {k: v.to(device) for k, v in inputs.items()}
+        keys = inputs.pop("image_keys", None)
         greedy = sampling.temperature == 0
         # a seeded call draws from its own generator state: the caller's RNG is untouched
         cuda = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None):
+        with (torch.random.fork_rng(devices=cuda, enabled=sampling.seed is not None),
+              serving(self.vision, self.model, keys)):
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
             out = self.model.generate(
@@ -96,15 +103,23 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw",
                 "mm_token_type_ids")
 
 
+def serving(vision: VisionFeatures | None, model: Any,
+            image_keys: torch.Tensor | None) -> AbstractContextManager[None]:
+    """`vision.serving(model, image_keys)`, or nothing when there is no feature cache."""
+    return nullcontext() if vision is None else vision.serving(model, image_keys)
+
+
 def policy_logits(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
                   suppressed_ids: list[int] = (), output_hidden_states: bool = False,
-                  ) -> tuple[torch.Tensor, Any]:
+                  vision: VisionFeatures | None = None) -> tuple[torch.Tensor, Any]:
     """Logits of the distribution the backend samples from (`logits / temperature`, with
     `suppressed_ids` at -inf), shifted so that position i holds the logits that predict
     token i: `(bs, L, V)`, zeros at position 0. Also returns the model output (hidden
-    states for a value head). The one forward that training, SFT and re-scoring share."""
-    out = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch},
-                output_hidden_states=output_hidden_states)
+    states for a value head). The one forward that training, SFT and re-scoring share;
+    `vision` serves the batch's image features (by its `image_keys`)."""
+    with serving(vision, model, batch.get("image_keys")):
+        out = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch},
+                    output_hidden_states=output_hidden_states)
     logits = out.logits.float()
     if temperature > 0:
         logits = logits / temperature
@@ -120,11 +135,12 @@ def gather_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tens
 
 def token_logprobs(model: Any, batch: dict[str, torch.Tensor], temperature: float = 1.0,
                    suppressed_ids: list[int] = (), with_entropy: bool = False,
+                   vision: VisionFeatures | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-prob of each token given the ones before it, `(bs, L)` (0 at position 0), under
     the sampling distribution of `policy_logits`. With `with_entropy`, also the per-token
     entropy `(bs, L)` (0 at position 0)."""
-    logits, _ = policy_logits(model, batch, temperature, suppressed_ids)
+    logits, _ = policy_logits(model, batch, temperature, suppressed_ids, vision=vision)
     logp = gather_logprobs(logits, batch["input_ids"])
     logp[:, 0] = 0.0
     entropy = None
