@@ -6,9 +6,13 @@ server, advantages, update) on the tiny random Qwen2.5-VL:
   (a) quick start: 28x28 frames, 16 opening frames + 8 asked for, n = 8, 4 prompts;
   (b) vision-heavy: 448x448 frames, 16 + 8 + 8 frames, n = 8, 1 prompt.
 A random model never asks for frames, so the policy's generation runs as usual (its cost
-is paid) and its text is then replaced by a scripted request (`<retrieve>0,15</retrieve>`,
-`<retrieve>16,39</retrieve>`, then an answer) with sampling log-prob 0: the step's shape is
-a trained policy's, its learning signal is not. Printed, with the issue's goals:
+is paid) and its text is then replaced by a scripted request of 16 pool frames, another
+for each sample of the group (`<retrieve>3,18</retrieve>`, ...), and last an answer, with
+sampling log-prob 0: the step's shape is a trained policy's, its learning signal is not.
+Each step plays prompts no earlier step played. The synthetic videos' flat frames repeat
+(and equal frames are one cache entry), so each video is rewritten with a distinct
+textured frame at every time, as a camera's frames would be. Printed, with the issue's
+goals:
   - vision-tower patches encoded per step, feature cache off vs on (a count);
   - image processing per 1,000 frames: the HF image processor per turn (as before) vs
     `ImageProcessing` (patchify of frames on the grid, each distinct frame once);
@@ -40,8 +44,9 @@ from vagen.rollout.images import ImageProcessing
 from vagen.rollout.vision_features import DEFAULT_KEPT_MB, vision_model
 from vagen.testing import tiny_model_dir
 from vagen.trainer.local import LocalTrainer, TrainConfig
+from vagen.video.encode import write_mp4
 
-REQUESTS = ("<retrieve>0,15</retrieve>", "<retrieve>16,39</retrieve>", "<answer>A</answer>")
+POOL_FRAMES = 40  # 40 s videos, a pool frame a second
 
 
 @dataclass(frozen=True)
@@ -70,15 +75,24 @@ class ScriptedRequests:
     def __init__(self, backend, codec, turns: int) -> None:
         self.backend = backend
         self.codec = codec
-        self.actions = [*REQUESTS[:turns - 1], REQUESTS[-1]]
+        self.turns = turns
         self.calls = 0
 
     def generate(self, prompts: list[PromptInput], sampling: SamplingParams) -> list[Generation]:
         self.backend.generate(prompts, sampling)
-        text = self.actions[self.calls % len(self.actions)]
+        turn = self.calls % self.turns
         self.calls += 1
+        return [self._generation(self._action(turn, row)) for row in range(len(prompts))]
+
+    def _action(self, turn: int, row: int) -> str:
+        if turn == self.turns - 1:
+            return "<answer>A</answer>"
+        start = (3 * row + 11 * turn) % (POOL_FRAMES - 16)
+        return f"<retrieve>{start},{start + 15}</retrieve>"
+
+    def _generation(self, text: str) -> Generation:
         ids = self.codec.encode(text) + [self.codec.im_end_id]
-        return [Generation(ids, [0.0] * len(ids), text) for _ in prompts]
+        return Generation(ids, [0.0] * len(ids), text)
 
 
 class TowerCount:
@@ -92,16 +106,22 @@ class TowerCount:
         self.patches += int(kwargs["grid_thw"].prod(-1).sum())
 
 
-def prepare(setup: Setup, root: Path) -> tuple[Path, Path]:
-    """The setup's data set, env config and tiny model."""
-    synth = SynthConfig(kinds=["color"], min_duration_s=40, max_duration_s=40, fps=1,
+def prepare(setup: Setup, root: Path, steps: int) -> tuple[Path, Path]:
+    """The setup's data set (a new prompt for each prompt of `steps` steps), env config and
+    tiny model."""
+    synth = SynthConfig(kinds=["color"], min_duration_s=POOL_FRAMES,
+                        max_duration_s=POOL_FRAMES, fps=2,
                         size=max(64, setup.size), pool_fps=1.0,
                         retrieve_frames=setup.frames[1])
     data = root / setup.name.split()[0].strip("()")
-    generate_dataset(data, n=4, seed=0, config=synth)
+    samples = generate_dataset(data, n=setup.prompts * steps, seed=0, config=synth)
+    rng = np.random.default_rng(0)
+    for sample in samples:
+        for video in sample.videos:
+            write_mp4(data / video, textured_frames(rng, synth), fps=synth.fps)
     pixels = setup.size * setup.size
     group = {"name": "bench", "env": "video_qa", "protocol": "retrieve",
-             "data": str(data / SAMPLES_FILE), "split": "train",
+             "data": str(data / SAMPLES_FILE), "n": setup.prompts * steps,
              "max_turns": len(setup.frames), "initial_frames": setup.frames[0],
              "frames_per_turn": max(setup.frames[1:]), "window": len(setup.frames),
              "max_pixels": pixels, "min_pixels": min(pixels, 28 * 28),
@@ -112,6 +132,14 @@ def prepare(setup: Setup, root: Path) -> tuple[Path, Path]:
     env_config.write_text(yaml.safe_dump({"env_groups": [group]}))
     model = tiny_model_dir(max_pixels=max(pixels, 112 * 112))
     return env_config, model
+
+
+def textured_frames(rng: np.random.Generator, synth: SynthConfig) -> list[np.ndarray]:
+    """A video's worth of distinct frames: coarse random texture, new at every frame."""
+    cells = synth.size // 8
+    return [np.kron(rng.integers(0, 256, (cells, cells, 3), dtype=np.uint8),
+                    np.ones((8, 8, 1), np.uint8))
+            for _ in range(synth.max_duration_s * synth.fps)]
 
 
 def trainer(setup: Setup, env_config: Path, model: Path, out: Path, cached: bool
@@ -191,7 +219,7 @@ def ratio(before: float, after: float) -> float:
 
 
 def report(setup: Setup, repeats: int, root: Path) -> None:
-    env_config, model = prepare(setup, root)
+    env_config, model = prepare(setup, root, repeats + 1)
     results = {}
     for cached in (False, True):
         run, count = trainer(setup, env_config, model, root / f"run-{setup.size}-{cached}",

@@ -72,6 +72,25 @@ def test_grpo_step_moves_language_model_and_merger_but_not_frozen_vision_tower(
                    if n.startswith(VISION_TOWER))
 
 
+def test_the_vision_feature_cache_leaves_a_step_as_it_was(make_config: Callable) -> None:
+    # Same samples, rewards, loss and weights with the frozen tower's features cached (the
+    # default) as without; only the tower's work shrinks. kl_coef adds the reference pass.
+    runs = []
+    for cache in ("model.vision_cache_mb=0", "model.vision_cache_mb=64"):
+        trainer = LocalTrainer(make_config(cache, "algo.loss.kl_coef=0.01"))
+        try:
+            runs.append((trainer.train_step(), _snapshot(trainer.policy.model)))
+        finally:
+            trainer.close()
+    (plain, plain_weights), (cached, cached_weights) = runs
+    assert "perf/vision_patches" not in plain and cached["perf/vision_patches"] > 0
+    for key in ("reward/mean", "rollout/turns", "actor/pg_loss", "actor/kl_loss",
+                "actor/grad_norm"):
+        assert cached[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-6), key
+    for name, weight in plain_weights.items():
+        torch.testing.assert_close(cached_weights[name], weight, atol=1e-5, rtol=1e-5)
+
+
 def test_video_mtr_shaping_replaces_the_env_rewards_on_the_tokens(
         make_config: Callable) -> None:
     # weights that make each turn's shaped reward hand-checkable: 0.25 per well-formed turn,

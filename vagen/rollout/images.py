@@ -10,13 +10,13 @@ frames every later turn shows again, are processed once and held once."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import xxhash
 
 # Bytes of processed images kept for reuse: a 448x448 frame is 4.8 MB of float32 pixel
 # values, so about 200 such frames (a step's shared opening frames many times over).
@@ -123,9 +123,9 @@ def _normalised_values(spec: PatchSpec) -> np.ndarray:
 def frame_key(frame: np.ndarray) -> int:
     """A 63-bit name of a frame's content (size and pixels): equal frames, equal keys, so
     the same pool frame shown to many samples is one entry in every cache."""
-    digest = hashlib.blake2b(str(frame.shape).encode(), digest_size=8)
-    digest.update(np.ascontiguousarray(frame).data)
-    return int.from_bytes(digest.digest(), "little") >> 1
+    digest = xxhash.xxh3_64(str(frame.shape).encode())
+    digest.update(np.ascontiguousarray(frame).data)  # ~60x faster than blake2b
+    return digest.intdigest() >> 1
 
 
 class ImageProcessing:
