@@ -110,7 +110,7 @@ def test_greedy_generation_is_the_same_with_cached_features(model, codec):
 def test_kept_features_stay_within_their_budget(model, codec):
     batch = collate_segments(group_segments(codec, samples=1), codec)
     vision = VisionFeatures(kept_mb=1)
-    vision.kept_bytes = 1  # smaller than one frame's features: only the newest is kept
+    vision.features.budget_bytes = 1  # smaller than one frame's features: only the newest is kept
     with torch.no_grad():
         policy_logits(model, batch, vision=vision)
         policy_logits(model, batch, vision=vision)

@@ -10,13 +10,14 @@ frames every later turn shows again, are processed once and held once."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import xxhash
+
+from vagen.rollout.lru import BytesLRU
 
 # Bytes of processed images kept for reuse: a 448x448 frame is 4.8 MB of float32 pixel
 # values, so about 200 such frames (a step's shared opening frames many times over).
@@ -137,9 +138,8 @@ class ImageProcessing:
     def __init__(self, image_processor: Any, kept_bytes: int = DEFAULT_KEPT_BYTES) -> None:
         self.image_processor = image_processor
         self.spec = PatchSpec.of(image_processor)
-        self.kept_bytes = kept_bytes
-        self._kept: OrderedDict[int, ProcessedImage] = OrderedDict()
-        self._bytes = 0
+        self._kept: BytesLRU[ProcessedImage] = BytesLRU(
+            kept_bytes, lambda image: image.pixel_values.nbytes)
         self.processed = 0
         self.reused = 0
 
@@ -151,15 +151,8 @@ class ImageProcessing:
         if new:
             self.processed += len(new)
             for image in self._process(list(new), list(new.values())):
-                self._kept[image.key] = image
-                self._bytes += image.pixel_values.nbytes
-        out = []
-        for key in keys:
-            self._kept.move_to_end(key)
-            out.append(self._kept[key])
-        while self._bytes > self.kept_bytes and len(self._kept) > 1:
-            self._bytes -= self._kept.popitem(last=False)[1].pixel_values.nbytes
-        return out
+                self._kept.put(image.key, image)
+        return self._kept.use(keys)
 
     def _process(self, keys: list[int], frames: list[np.ndarray]) -> list[ProcessedImage]:
         merge = self.spec.merge_size ** 2
@@ -171,8 +164,6 @@ class ImageProcessing:
                                        self._by_processor(frames, others)):
             if not indices:
                 continue
-            if isinstance(pixels, torch.Tensor):
-                pixels = torch.split(pixels, grids.prod(-1).tolist())
             for index, values, grid in zip(indices, pixels, grids, strict=True):
                 results[index] = ProcessedImage(values, grid, int(grid.prod()) // merge,
                                                 frames[index], keys[index])
@@ -192,4 +183,5 @@ class ImageProcessing:
         # wire-decoded frames are read-only views
         chosen = [frames[i] if frames[i].flags.writeable else frames[i].copy() for i in indices]
         batch = self.image_processor(images=chosen, return_tensors="pt")
-        return indices, batch["pixel_values"], batch["image_grid_thw"]
+        grids = batch["image_grid_thw"]
+        return indices, torch.split(batch["pixel_values"], grids.prod(-1).tolist()), grids

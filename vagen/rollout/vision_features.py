@@ -11,13 +11,15 @@ has not seen run through the tower in one call, and the merger, which may train
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
+from itertools import accumulate
 from typing import Any
 
 import torch
+
+from vagen.rollout.lru import BytesLRU
 
 # Models whose vision tower ends in a merger of `merge_size**2` neighbouring patches, the
 # last step of the tower, so the features before it are the tower's frozen part.
@@ -55,9 +57,7 @@ class VisionFeatures:
     def __init__(self, kept_mb: int = DEFAULT_KEPT_MB) -> None:
         if kept_mb < 1:
             raise ValueError(f"VisionFeatures needs kept_mb >= 1, got {kept_mb}")
-        self.kept_bytes = kept_mb * 1024**2
-        self._kept: OrderedDict[int, torch.Tensor] = OrderedDict()
-        self._bytes = 0
+        self.features: BytesLRU[torch.Tensor] = BytesLRU(kept_mb * 1024**2, _nbytes)
         self.encoded_patches = 0
         self.encoded_images = 0
         self.reused_images = 0
@@ -93,21 +93,15 @@ class VisionFeatures:
         patches = image_grid_thw.prod(-1).tolist()
         if len(keys) != len(patches):
             raise ValueError(f"{len(keys)} image keys for {len(patches)} images")
-        starts = [0]
-        for count in patches:
-            starts.append(starts[-1] + count)
+        starts = list(accumulate(patches, initial=0))
         new: dict[int, int] = {}
         for index, key in enumerate(keys):
-            if key not in self._kept and key not in new:
+            if key not in self.features and key not in new:
                 new[key] = index
         self.reused_images += len(keys) - len(new)
         if new:
             self._encode(visual, new, pixel_values, image_grid_thw, starts, unit, kwargs)
-        features = torch.cat([self._kept[key] for key in keys])
-        for key in keys:
-            self._kept.move_to_end(key)
-        while self._bytes > self.kept_bytes and len(self._kept) > 1:
-            self._bytes -= _nbytes(self._kept.popitem(last=False)[1])
+        features = torch.cat(self.features.use(keys))
         embeds = visual.merger(features.reshape(-1, features.shape[-1] // unit))
         return BaseModelOutputWithPooling(
             pooler_output=torch.split(embeds, [count // unit for count in patches]))
@@ -126,8 +120,7 @@ class VisionFeatures:
             visual.merger = merger
         sizes = [(starts[i + 1] - starts[i]) // unit for i in indices]
         for key, part in zip(new, torch.split(out.pooler_output, sizes), strict=True):
-            self._kept[key] = part
-            self._bytes += _nbytes(part)
+            self.features.put(key, part)
         self.encoded_images += len(indices)
         self.encoded_patches += sum(sizes) * unit
 
