@@ -59,11 +59,11 @@ fi
 say "vagen (editable) with transformers==5.9.0 and verl==0.9.1"
 pip_install -e ".[test]" "${VERL_PINS[@]}"
 if [ "$DRY_RUN" = 1 ]; then
-  echo "pip install decord  # when it is not importable; PyAV is the fallback"
+  echo "pip install decord  # when it is not importable; the fallback decoder"
   exit 0
 fi
 if ! "$PY" -c "import decord" 2>/dev/null; then
-  # decord has no wheels for every platform; PyAV is the automatic fallback.
-  pip_install decord || say "decord unavailable here; PyAV will decode videos"
+  # decord (auto's fallback when PyAV fails on a file) has no wheels for every platform.
+  pip_install decord || say "decord unavailable here; PyAV alone will decode videos"
 fi
 "$PY" -c "import vagen, transformers, torch; print(f'[install] ok: vagen {vagen.__version__}, transformers {transformers.__version__}, torch {torch.__version__}')"

@@ -8,7 +8,9 @@
    `fetch_video` of the same span (goal >= 100x faster);
 4. pool: building a pool cold vs `fetch_video` of the same video at the pool's rate
    (goal <= 0.7x its time);
-5. workers: cold resets per second of a server with --workers 2 vs 1 (goal >= 1.7x).
+5. workers: cold resets per second of a server with --workers 2 vs 1 (goal >= 1.7x); the
+   same with --decoders 0 (the worker threads decode) shows what the decoding processes
+   add.
 
 Servers run as subprocesses (`python benchmarks/env_server.py server ...` = `vagen server`
 plus a benchmark env that returns fixed frames). The default run takes about two minutes
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +80,12 @@ class FixedFramesEnv:
         pass
 
 
-def server_process(config: Path, workers: int, env: dict[str, str] | None = None):
+def server_process(config: Path, workers: int, env: dict[str, str] | None = None,
+                   flags: tuple[str, ...] = ()):
     """A `vagen server` subprocess with the benchmark env registered (this file run as `server`);
     a context manager yielding its URL."""
-    return server_subprocess(config, workers, launcher=[sys.executable, __file__], env=env)
+    return server_subprocess(config, workers, launcher=[sys.executable, __file__], env=env,
+                             flags=flags)
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -190,20 +195,26 @@ def bench_cold_pool(args: argparse.Namespace, group: dict[str, Any],
 
 
 def bench_workers(args: argparse.Namespace, config: Path, group: dict[str, Any]) -> str:
-    """Both servers up at once, their batches timed in turns, so load on the machine
-    hits both alike; the pool cache is off so every reset decodes its videos."""
+    """All servers up at once, their batches timed in turns, so load on the machine hits
+    them alike; the pool cache is off so every reset decodes its videos. An untimed first
+    round starts each server's decoding processes."""
     seeds = {f"qa-{i}": i for i in range(args.samples)}
-    with (server_process(config, 1, CACHE_OFF) as one, server_process(config, 2, CACHE_OFF)
-          as two, EnvClient(one) as client_1, EnvClient(two) as client_2):
-        clients = {1: client_1, 2: client_2}
+    servers = {"1": (1, ()), "2": (2, ()), "2 threads": (2, ("--decoders", "0"))}
+    with ExitStack() as stack:
+        clients = {name: stack.enter_context(EnvClient(stack.enter_context(
+            server_process(config, workers, CACHE_OFF, flags)))) for name, (workers, flags)
+            in servers.items()}
         for client in clients.values():
             client.create(dict.fromkeys(seeds, {"group": group["name"]}))
-            client.reset({next(iter(seeds)): 0})  # imports (torch via qwen-vl-utils)
-        times: dict[int, list[float]] = {1: [], 2: []}
+            client.reset(seeds)
+        times: dict[str, list[float]] = {name: [] for name in clients}
         for _ in tqdm(range(args.repeats), desc="resets by workers", leave=False):
-            for workers, client in clients.items():
-                times[workers].append(timed(lambda c=client: c.reset(seeds)))
-    return report("workers", min(times[2]), min(times[1]),
+            for name, client in clients.items():
+                times[name].append(timed(lambda c=client: c.reset(seeds)))
+    best = {name: min(values) for name, values in times.items()}
+    report("workers", best["2 threads"], best["1"], f"{len(seeds)} cold resets (pool cache "
+           "off), --workers 2 --decoders 0 vs --workers 1", "none: threads alone")
+    return report("workers", best["2"], best["1"],
                   f"{len(seeds)} cold resets (pool cache off), --workers 2 vs 1", ">= 1.7x")
 
 

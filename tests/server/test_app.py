@@ -2,14 +2,23 @@
 errors naming the field, fuzzed bodies, the bearer token, and `vagen server` itself."""
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+import yaml
 
 from tests.server.frames_env import start_server_process
 from vagen.server.app import ServerLimits, main
+from vagen.server.client import EnvClient
+from vagen.server.launch import LISTENING
 from vagen.server.service import EnvService
 from vagen.server.wire import decode_observation, decode_step_result, get_codec, loads
 
@@ -27,6 +36,7 @@ def answer(response: requests.Response):
 def test_health_reports_envs_workers_and_cache(server):
     health = requests.get(server.url + "/health", timeout=10).json()
     assert health["status"] == "ok" and health["envs"] == 0 and health["workers"] == 2
+    assert health["decoders"] == 0  # an in-process service decodes in its threads
     assert health["codecs"] == ["jpeg", "msgpack", "png-base64"]
     assert health["groups"] == ["frames", "qa-query", "qa-retrieve", "qa-single", "qa-timestamps"]
     assert set(health["pool_cache"]) >= {"entries", "bytes", "budget_bytes", "hits", "misses"}
@@ -247,3 +257,58 @@ def test_vagen_server_command_serves_until_terminated(tmp_path, video_path):
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0  # SIGTERM closes the envs and exits cleanly
+
+
+def _live_children(pid: int) -> set[int]:
+    """Processes (not zombies) whose parent is `pid`, read from /proc."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z":
+            children.add(int(entry.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_decoding_processes_do_not_outlive_a_killed_server(tmp_path, groups):
+    """`vagen server --workers 2` decodes in 2 processes by default; killed with SIGKILL
+    (as the OOM killer would), it must not leave them running."""
+    config = tmp_path / "env_config.yaml"
+    config.write_text(yaml.safe_dump([groups["qa-retrieve"]]))
+    process = subprocess.Popen([sys.executable, "-m", "vagen", "server", "--config",
+                                str(config), "--port", "0", "--workers", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = process.stdout.readline()[len(LISTENING):].split()[0]
+        with EnvClient(url) as client:
+            client.create({"a": {"group": "qa-retrieve"}, "b": {"group": "qa-retrieve"}})
+            client.reset({"a": 0, "b": 1})
+            assert requests.get(url + "/health", timeout=10).json()["decoders"] == 2
+        decoders = _live_children(process.pid)
+        assert decoders  # the decoding processes (and multiprocessing's resource tracker)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in decoders) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in decoders if _alive(pid)]
+
+
+def test_main_refuses_a_bad_workers_or_decoders_count(capsys):
+    for flags, message in ((["--workers", "0"], "--workers must be >= 1"),
+                           (["--decoders", "-1"], "--decoders must be >= 0")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*flags, "--port", "0"])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

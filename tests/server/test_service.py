@@ -1,12 +1,17 @@
+import multiprocessing
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from tests.server.conftest import SYNTHETIC_SAMPLES
 from tests.server.frames_env import CRASH_ACTION
+from vagen.data import load_samples, save_samples
 from vagen.env.base import Observation, StepResult
 from vagen.env.registry import register_env
 from vagen.server.service import EnvService, EnvSpec, RequestError
+from vagen.video import clear_pool_cache
 
 FRAMES = EnvSpec(group="frames")
 _barrier = threading.Barrier(2)
@@ -235,3 +240,37 @@ def test_a_fifo_as_data_is_refused_not_read(groups, tmp_path):
         assert slot.status == 400 and "not a regular file" in slot.error
     finally:
         service.shutdown()
+
+
+def test_decoders_serve_what_threads_serve_and_stop_with_the_service(groups, synthetic_samples,
+                                                                     tmp_path):
+    """Cold pools built in decoding processes give the same observations; an undecodable
+    video is still the sample's 422; shutdown stops the processes."""
+    (tmp_path / "text.mp4").write_text("not a video")
+    sample = load_samples(synthetic_samples)[0]
+    broken = str(save_samples([replace(sample, id="text", videos=[str(tmp_path / "text.mp4")])],
+                              tmp_path / "broken.jsonl"))
+    specs = [(f"q{i}", EnvSpec(group="qa-retrieve")) for i in range(SYNTHETIC_SAMPLES)]
+    seeds = [(f"q{i}", i) for i in range(SYNTHETIC_SAMPLES)]
+    observed = {}
+    for decoders in (0, 2):
+        clear_pool_cache()
+        service = EnvService(groups, workers=2, decoders=decoders)
+        try:
+            _values(service.create([*specs, ("bad", EnvSpec(group="qa-retrieve",
+                                                            config={"data": broken}))]))
+            observed[decoders] = [obs for obs, _ in _values(service.reset(seeds))]
+            assert bool(multiprocessing.active_children()) == bool(decoders)
+            (bad,) = service.reset([("bad", 0)])
+            assert (bad.status, bad.field) == (422, "data") and "text.mp4" in bad.error
+        finally:
+            service.shutdown()
+        assert not multiprocessing.active_children()
+    for threads, processes in zip(observed[0], observed[2], strict=True):
+        assert threads.text == processes.text and threads.timestamps == processes.timestamps
+        np.testing.assert_array_equal(np.stack(threads.frames), np.stack(processes.frames))
+
+
+def test_decoders_must_not_be_negative():
+    with pytest.raises(ValueError, match="decoders must be >= 0"):
+        EnvService(decoders=-1)

@@ -106,9 +106,9 @@ def opened(monkeypatch):
     return names
 
 
-def test_auto_uses_decord(clip, opened):
+def test_auto_uses_pyav(clip, opened):
     decode_at_times(clip, [1.0])
-    assert opened == ["decord"]
+    assert opened == ["pyav"]
 
 
 def test_env_var_forces_a_backend_and_an_argument_beats_it(clip, opened, monkeypatch):
@@ -118,10 +118,10 @@ def test_env_var_forces_a_backend_and_an_argument_beats_it(clip, opened, monkeyp
     assert opened == ["pyav", "decord"]
 
 
-def test_auto_falls_back_to_pyav_when_decord_is_missing(clip, opened, monkeypatch, frame_ids):
-    monkeypatch.setitem(sys.modules, "decord", None)  # `import decord` now fails
+def test_auto_falls_back_to_decord_when_pyav_fails(clip, opened, monkeypatch, frame_ids):
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now fails
     assert frame_ids(decode_at_times(clip, [2.0])) == [8]
-    assert opened == ["decord", "pyav"]
+    assert opened == ["pyav", "decord"]
 
 
 def test_forced_backend_does_not_fall_back(clip, opened, monkeypatch):

@@ -16,7 +16,14 @@ from vagen.video import (
     pool_cache_stats,
     pool_times,
 )
-from vagen.video.pool import CACHE_BYTES_ENV, PoolCache, build_pool, cache_budget_from_env
+from vagen.video.pool import (
+    CACHE_BYTES_ENV,
+    MAX_ASPECT_RATIO,
+    PoolCache,
+    build_pool,
+    cache_budget_from_env,
+    smart_resize,
+)
 
 POOL_BYTES = 10 * 56 * 56 * 3 + 10 * 8  # the 1 fps pool of `ten_s_clip`: 10 frames of 56x56
 
@@ -265,18 +272,28 @@ def test_every_pool_config_field_has_help():
     assert all(f.metadata.get("help") for f in dataclasses.fields(PoolConfig))
 
 
-def test_prefetched_pools_equal_decoded_ones_and_serve_as_cache_hits(ten_s_clip, clip,
-                                                                      tmp_path):
-    from vagen.video.pool import prefetch_pools
+@pytest.mark.parametrize("factor", [28, 32])
+@pytest.mark.parametrize(("min_pixels", "max_pixels"), [(28 * 28, 448 * 448),
+                                                        (112 * 112, 256 * 28 * 28),
+                                                        (4 * 28 * 28, 16384 * 28 * 28)])
+def test_smart_resize_is_qwen_vl_utils_rule(factor, min_pixels, max_pixels):
+    """The pool's frame size must be the one qwen-vl-utils (and so every Qwen-VL recipe)
+    computes, for small, camera-sized and elongated frames."""
+    from qwen_vl_utils import smart_resize as theirs
 
-    clear_pool_cache()
-    missing = tmp_path / "gone.mp4"
-    assert prefetch_pools([ten_s_clip, clip, ten_s_clip, missing], workers=2) == 2
-    assert pool_cache_stats()["entries"] == 2
-    served = get_pool(ten_s_clip)
-    assert pool_cache_stats()["hits"] == 1  # no second decode
-    np.testing.assert_array_equal(served.frames, build_pool(ten_s_clip).frames)
-    assert not served.frames.flags.writeable
-    assert prefetch_pools([ten_s_clip], workers=2) == 0  # cached already
-    with pytest.raises(VideoError, match="gone.mp4"):
-        get_pool(missing)  # left for get_pool, which names it
+    sides = [1, 13, 27, 28, 42, 64, 97, 240, 360, 480, 719, 720, 1080, 1920, 3840]
+    for height in sides:
+        for width in sides:
+            if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+                continue
+            assert smart_resize(height, width, factor, min_pixels, max_pixels) == theirs(
+                height, width, factor=factor, min_pixels=min_pixels,
+                max_pixels=max_pixels), (height, width)
+
+
+def test_a_too_elongated_video_is_a_video_error(tmp_path):
+    from vagen.video.encode import write_mp4
+
+    strip = write_mp4(tmp_path / "strip.mp4", [np.zeros((2, 512, 3), np.uint8)] * 4, fps=4.0)
+    with pytest.raises(VideoError, match="strip.mp4: absolute aspect ratio"):
+        build_pool(strip)

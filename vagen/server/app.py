@@ -4,7 +4,8 @@ server only with `--debug`.
 
 Endpoints, each batched over env ids. Bodies are JSON; answers are in the body format of
 the `codec` the body names (default msgpack; `png-base64` answers JSON, handy with curl):
-  GET  /health                                  -> {status, envs, workers, codecs, pool_cache}
+  GET  /health                                  -> {status, envs, workers, decoders, codecs,
+                                                    pool_cache}
   POST /v1/envs  {codec?, envs: [{env_id, env?, group?, config?}]} -> system prompts
   POST /v1/reset {codec?, envs: [{env_id, seed}]}                  -> observations
   POST /v1/step  {codec?, envs: [{env_id, action, step}]}          -> step results
@@ -93,6 +94,7 @@ def create_app(service: EnvService, token: str | None = None,
     @app.get("/health")
     def health() -> Response:
         return _json({"status": "ok", "envs": len(service), "workers": service.workers,
+                      "decoders": service.decoders,
                       "codecs": list_codecs(), "groups": sorted(service.groups),
                       "pool_cache": pool_cache_stats()})
 
@@ -350,6 +352,9 @@ class ServeConfig:
         "help": "address to bind; anything but loopback requires --token"})
     port: int = field(default=5000, metadata={"help": "port (0 picks a free one)"})
     workers: int = field(default=4, metadata={"help": "threads stepping envs"})
+    decoders: int | None = field(default=None, metadata={
+        "help": "processes decoding cold videos (default: --workers when above 1; 0: the "
+                "worker threads decode, which holds the GIL)"})
     threads: int | None = field(default=None, metadata={
         "help": "HTTP threads (default: workers + 4)"})
     token: str | None = field(default=None, metadata={
@@ -376,8 +381,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--debug serves Flask's debugger, which runs code and ignores --token: "
                      "use it on a loopback --host without --token only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.decoders is not None and args.decoders < 0:
+        parser.error(f"--decoders must be >= 0, got {args.decoders}")
+    decoders = args.decoders if args.decoders is not None else (
+        args.workers if args.workers > 1 else 0)
     service = EnvService(load_env_groups(args.config) if args.config else None, args.workers,
-                         data_roots=args.data_root)
+                         data_roots=args.data_root, decoders=decoders)
     app = create_app(service, args.token)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,12 +21,13 @@ LISTENING = "vagen server: listening on "  # the first line `vagen server` print
 @contextmanager
 def server_subprocess(config: str | Path, workers: int = 2,
                       launcher: list[str] | None = None, env: dict[str, str] | None = None,
-                      log: Path | None = None, health_timeout_s: float = 60.0) -> Iterator[str]:
-    """Start `<launcher> server --config CONFIG --port 0 --workers N` (launcher default:
-    `python -m vagen`), wait until `/health` answers, yield its URL, terminate it on exit.
-    Its stderr goes to `log` (or is dropped)."""
+                      log: Path | None = None, health_timeout_s: float = 60.0,
+                      flags: Sequence[str] = ()) -> Iterator[str]:
+    """Start `<launcher> server --config CONFIG --port 0 --workers N [flags]` (launcher
+    default: `python -m vagen`), wait until `/health` answers, yield its URL, terminate it
+    on exit. Its stderr goes to `log` (or is dropped)."""
     command = [*(launcher or [sys.executable, "-m", "vagen"]), "server", "--config",
-               str(config), "--port", "0", "--workers", str(workers)]
+               str(config), "--port", "0", "--workers", str(workers), *flags]
     stderr = log.open("w") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
                                env={**os.environ, **(env or {})})

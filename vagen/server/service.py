@@ -1,5 +1,7 @@
 """The env service: holds envs by id and runs batched create/reset/step/close on a thread
-pool. It knows nothing about HTTP (that is `app.py`); it is what the server's handlers call.
+pool, with cold videos decoded in worker processes (`decoders`) so that the threads scale
+with cores. It knows nothing about HTTP (that is `app.py`); it is what the server's
+handlers call.
 
 Each env in a batch succeeds or fails on its own (its error goes into its slot). Steps are
 idempotent by step index, so a client may resend a step whose answer it never received
@@ -22,6 +24,7 @@ from vagen.env.base import Env, EpisodeStateError, StepResult
 from vagen.env.registry import make_env
 from vagen.env.video_qa.config import VideoQAConfig
 from vagen.video.decode import VideoError
+from vagen.video.pool_processes import use_pool_processes
 
 log = logging.getLogger(__name__)
 # What building an env from a wrong name, config or data path raises.
@@ -93,7 +96,9 @@ class _Entry:
 
 
 class EnvService:
-    """Envs by id, stepped in parallel by `workers` threads.
+    """Envs by id, stepped in parallel by `workers` threads. With `decoders` > 0, every cold
+    frame pool of this process is built in that many worker processes until `shutdown`
+    (the pool cache is process-wide, so its builder is too); with 0 the threads decode.
 
     `data_roots` guards what a client may read. None (an in-process service: the client is
     this program) lets a config name any samples file. A list (what `vagen server` passes)
@@ -102,9 +107,11 @@ class EnvService:
     outside - is refused with the same 400 whether or not the file exists."""
 
     def __init__(self, groups: dict[str, dict[str, Any]] | None = None, workers: int = 1,
-                 data_roots: list[str] | None = None):
+                 data_roots: list[str] | None = None, decoders: int = 0):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if decoders < 0:
+            raise ValueError(f"decoders must be >= 0, got {decoders}")
         self.groups = dict(groups or {})
         self.data_roots = None if data_roots is None else [
             Path(root).resolve() for root in [*data_roots, *(
@@ -113,6 +120,8 @@ class EnvService:
         self._envs: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="env")
+        self.decoders = decoders
+        self._decoders = use_pool_processes(decoders) if decoders else None
 
     def __len__(self) -> int:
         return len(self._envs)
@@ -149,12 +158,16 @@ class EnvService:
         return self._run(self._close_one, [(env_id,) for env_id in env_ids])
 
     def shutdown(self) -> None:
-        """Close every env (each in its own `finally`) and stop the worker threads."""
+        """Close every env (each in its own `finally`), stop the worker threads, and stop
+        the decoding processes (cold pools are built in the calling thread again)."""
         try:
             for env_id in list(self._envs):
                 self._close_one(env_id)
         finally:
             self._pool.shutdown(wait=True)
+            if self._decoders:
+                use_pool_processes(0)
+                self._decoders.close()
 
     def _run(self, fn: Callable[..., Slot], items: list[tuple]) -> list[Slot]:
         """Each of up to `workers` threads takes the next unrun item until none is left:

@@ -1,4 +1,4 @@
-"""Video frames for the envs: decoding (decord, PyAV fallback), the cached frame pool of
+"""Video frames for the envs: decoding (PyAV, decord fallback), the cached frame pool of
 each video, the pool's time arithmetic, and MP4 writing for synthetic data and tests."""
 
 from vagen.video.decode import VideoError, VideoInfo, decode_at_times, probe_video

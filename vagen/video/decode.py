@@ -1,8 +1,10 @@
 """Decoding the frames of a video at given times, and only those frames.
 
 Backends are registered by name (`decord`, `pyav`, and `torchcodec` if installed). `auto`
-tries decord first and falls back to PyAV when decord is missing or fails on a file; an
-explicit name, or `VAGEN_VIDEO_BACKEND`, forces one backend with no fallback. Every
+tries PyAV first and falls back to decord when PyAV fails on a file; an explicit name, or
+`VAGEN_VIDEO_BACKEND`, forces one backend with no fallback. PyAV comes first because it
+gives the same frames for less CPU (decord runs its own decoding thread beside the caller:
+~1.4 cores per decode) and scales across processes (`benchmarks/env_server.py`). Every
 backend maps a time to the frame on screen at that time
 (`vagen.video.sampling.frame_indices`) and seeks to the keyframe before a wanted frame
 only when that skips decoding, so a sparse pool of a long video costs far less than
@@ -26,7 +28,7 @@ from vagen.video.sampling import frame_indices
 logger = logging.getLogger(__name__)
 
 BACKEND_ENV = "VAGEN_VIDEO_BACKEND"
-AUTO_ORDER = ("decord", "pyav")
+AUTO_ORDER = ("pyav", "decord")
 
 
 class VideoError(Exception):
@@ -90,7 +92,7 @@ def backend_names() -> list[str]:
 
 def resolve_backends(backend: str = "auto") -> tuple[str, ...]:
     """Backends to try, in order. An explicit name wins over `VAGEN_VIDEO_BACKEND`, which
-    wins over `auto` (decord, then PyAV)."""
+    wins over `auto` (PyAV, then decord)."""
     choice, source = backend, "backend"
     if backend == "auto" and os.environ.get(BACKEND_ENV, "").strip():
         choice, source = os.environ[BACKEND_ENV].strip().lower(), BACKEND_ENV
@@ -183,7 +185,8 @@ def _info(path: str, fps: float, num_frames: int, width: int, height: int) -> Vi
 
 @register_backend("decord")
 class DecordReader:
-    """decord's `get_batch` seeks to a keyframe only when that skips frames."""
+    """decord's `get_batch` seeks to a keyframe only when that skips frames. It decodes in a
+    thread of its own (so it releases the GIL, but takes ~1.4 cores per decode)."""
 
     def __init__(self, path: str):
         import decord
@@ -204,7 +207,10 @@ class DecordReader:
 class PyAVReader:
     """PyAV with decord's seek rule: a first pass over the packets (no decoding) finds each
     frame's pts and the keyframes; decoding then seeks only when the keyframe before the
-    next wanted frame lies past the last decoded frame."""
+    next wanted frame lies past the last decoded frame. Every call runs on the calling
+    thread: frames convert to RGB with one swscale thread, as ffmpeg's automatic slice
+    threads cost more than they save on pool-sized frames (11,855 thread switches and
+    twice the time for 48 small pools)."""
 
     def __init__(self, path: str):
         import av
@@ -238,7 +244,7 @@ class PyAVReader:
             for frame in decoder:
                 last_pts = frame.pts
                 if frame.pts is None or frame.pts >= target:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(frame.to_ndarray(format="rgb24", threads=1))
                     break
             else:
                 raise VideoError(f"{self.info.path}: frame {index} (pts {target}) not decoded")

@@ -1,10 +1,12 @@
 """The frame pool of a video: the frames an env can show, decoded once per process.
 
 A pool holds the frames at `vagen.video.sampling.pool_times` (`pool_fps`, at most
-`pool_max_frames` spread evenly), resized with qwen-vl-utils' `smart_resize`, and maps
+`pool_max_frames` spread evenly), resized to qwen-vl-utils' `smart_resize` size, and maps
 between pool indices and seconds. `get_pool` serves pools from one process-wide LRU cache
 with a byte budget, so every env of a server shares one decode per video; the frames of a
-cached pool are read-only because many envs hold them at once."""
+cached pool are read-only because many envs hold them at once. A cold pool is built in the
+calling thread unless `set_pool_builder` says otherwise (`vagen.video.pool_processes` builds
+them in worker processes)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field
 
@@ -29,6 +31,8 @@ from vagen.video.decode import (
 from vagen.video.sampling import pool_times, uniform_indices
 
 CACHE_BYTES_ENV = "VAGEN_POOL_CACHE_BYTES"
+# qwen-vl-utils refuses frames more elongated than this (height / width or width / height).
+MAX_ASPECT_RATIO = 200
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 # Time tolerance of `in_span`: a span written from a pool time printed with float noise
 # still contains that frame.
@@ -51,7 +55,7 @@ class PoolConfig:
         "help": "frame sides are multiples of this: patch size x spatial merge "
                 "(28 for Qwen2/2.5-VL, 32 for Qwen3-VL)"})
     backend: str = field(default="auto", metadata={
-        "help": "video decoder: auto (decord, PyAV fallback), decord, pyav or torchcodec; "
+        "help": "video decoder: auto (PyAV, decord fallback), pyav, decord or torchcodec; "
                 "auto honours VAGEN_VIDEO_BACKEND"})
 
     def __post_init__(self):
@@ -163,18 +167,50 @@ def build_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> Fra
         path, lambda info: pool_times(info.duration_s, config.pool_fps, config.pool_max_frames),
         config.backend)
     frames = _resize(decoded.frames, *_frame_size(decoded.info, config))
-    return _read_only(FramePool(decoded.info.path, frames, decoded.times_s.copy(),
+    return read_only(FramePool(decoded.info.path, frames, decoded.times_s.copy(),
                                 decoded.info.duration_s, decoded.info, config))
 
 
-def _frame_size(info: VideoInfo, config: PoolConfig) -> tuple[int, int]:
-    """qwen-vl-utils' `smart_resize` (height, width): sides multiples of `image_factor`,
-    pixels within [min_pixels, max_pixels], as Qwen-VL processors expect."""
-    from qwen_vl_utils import smart_resize
+PoolBuilder = Callable[[str, PoolConfig], FramePool]
+_builder: PoolBuilder = build_pool
 
+
+def set_pool_builder(builder: PoolBuilder | None) -> None:
+    """How `get_pool` builds a cold pool from now on, process-wide: `build_pool` in the
+    calling thread (None), or e.g. `PoolProcesses.build` (worker processes)."""
+    global _builder
+    _builder = builder or build_pool
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int,
+                 max_pixels: int) -> tuple[int, int]:
+    """The (height, width) a Qwen-VL processor wants for a frame: each side the multiple of
+    `factor` nearest to it, then both scaled by one factor (aspect kept) until the pixels lie
+    within [min_pixels, max_pixels]. The rule of qwen-vl-utils' `smart_resize` (a test
+    compares the two), here so that decoding needs no torch (qwen-vl-utils imports it: 4 s
+    more at the start of every server and decoding process)."""
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ValueError(f"absolute aspect ratio must be smaller than {MAX_ASPECT_RATIO}, "
+                         f"got {max(height, width) / min(height, width)}")
+    new_height = max(factor, round(height / factor) * factor)
+    new_width = max(factor, round(width / factor) * factor)
+    if new_height * new_width > max_pixels:
+        scale = math.sqrt(height * width / max_pixels)
+        new_height = math.floor(height / scale / factor) * factor
+        new_width = math.floor(width / scale / factor) * factor
+    elif new_height * new_width < min_pixels:
+        scale = math.sqrt(min_pixels / (height * width))
+        new_height = math.ceil(height * scale / factor) * factor
+        new_width = math.ceil(width * scale / factor) * factor
+    return new_height, new_width
+
+
+def _frame_size(info: VideoInfo, config: PoolConfig) -> tuple[int, int]:
+    """`smart_resize` of the video's frames under `config`; an unusable shape is the video's
+    fault (VideoError)."""
     try:
-        return smart_resize(info.height, info.width, factor=config.image_factor,
-                            min_pixels=config.min_pixels, max_pixels=config.max_pixels)
+        return smart_resize(info.height, info.width, config.image_factor, config.min_pixels,
+                            config.max_pixels)
     except ValueError as err:
         raise VideoError(f"{info.path}: {err}") from None
 
@@ -238,13 +274,6 @@ class PoolCache:
         with self._lock:
             return key in self._entries
 
-    def put(self, key: tuple, pool: FramePool) -> None:
-        """Store a pool built elsewhere (see `prefetch_pools`); counted as a build."""
-        with self._lock:
-            if key not in self._entries:
-                self.misses += 1
-                self._store(key, pool)
-
     def _store(self, key: tuple, pool: FramePool) -> None:
         """Insert under the lock: drop stale versions of the same file, then evict least
         recently used pools until the new one fits. A pool over the whole budget is served
@@ -290,6 +319,16 @@ def _shared_cache() -> PoolCache:
         return _cache
 
 
+def is_cached(path: str | os.PathLike, config: PoolConfig | None = None) -> bool:
+    """Whether `get_pool(path, config)` would be served without a build (False for a
+    missing file, which `get_pool` reports)."""
+    try:
+        key = _cache_key(os.path.abspath(os.fspath(path)), config or PoolConfig())
+    except VideoError:
+        return False
+    return _shared_cache().contains(key)
+
+
 def _cache_key(path: str, config: PoolConfig) -> tuple:
     """Absolute path, mtime, size and every `PoolConfig` field, so an edited file is decoded
     again; the resolved backends join it, as VAGEN_VIDEO_BACKEND may change what `auto`
@@ -302,46 +341,18 @@ def _cache_key(path: str, config: PoolConfig) -> tuple:
             resolve_backends(config.backend))
 
 
-def get_pool(path: str | os.PathLike, config: PoolConfig | None = None) -> FramePool:
-    """The frame pool of `path` from the process-wide cache (see `_cache_key`). Threads
+def get_pool(path: str | os.PathLike, config: PoolConfig | None = None,
+             builder: PoolBuilder | None = None) -> FramePool:
+    """The frame pool of `path` from the process-wide cache (see `_cache_key`), built on a
+    miss by `builder` (default: the process-wide one, see `set_pool_builder`). Threads
     asking for the same cold video share one decode."""
     config = config or PoolConfig()
     path = os.path.abspath(os.fspath(path))
-    return _shared_cache().get(_cache_key(path, config), lambda: build_pool(path, config))
+    build = builder or _builder
+    return _shared_cache().get(_cache_key(path, config), lambda: build(path, config))
 
 
-def prefetch_pools(paths: Iterable[str | os.PathLike], config: PoolConfig | None = None,
-                   workers: int = 2) -> int:
-    """Decode the pools of `paths` not cached yet in `workers` processes (decoding holds
-    the GIL, so threads would not help) and put them in the cache, as `get_pool` would have;
-    returns how many were decoded. A video that fails to decode is left for `get_pool`,
-    which raises its error when the video is used."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    config = config or PoolConfig()
-    cache = _shared_cache()
-    todo = {}
-    for path in dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths):
-        try:
-            key = _cache_key(path, config)
-        except VideoError:
-            continue
-        if not cache.contains(key):
-            todo[path] = key
-    if not todo:
-        return 0
-    built = 0
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as executor:
-        futures = {executor.submit(build_pool, path, config): path for path in todo}
-        for future, path in futures.items():
-            if future.exception() is None:
-                cache.put(todo[path], _read_only(future.result()))
-                built += 1
-    return built
-
-
-def _read_only(pool: FramePool) -> FramePool:
+def read_only(pool: FramePool) -> FramePool:
     """`pool` with its arrays read-only: cached frames are shared by every caller (set again
     on a pool from another process, since pickling drops the flag)."""
     pool.frames.setflags(write=False)

@@ -46,7 +46,8 @@ from vagen.rewards import combine, get_reward
 from vagen.rewards.choice import option_key
 from vagen.rewards.grounding import evidence_seen, frame_set_iou
 from vagen.rewards.parsing import first_number
-from vagen.video.pool import FramePool, get_pool, prefetch_pools
+from vagen.video.pool import FramePool, get_pool
+from vagen.video.pool_processes import prefetch_pools
 
 # The largest samples file an env group may name (its rows are held in memory).
 MAX_SAMPLES_BYTES = 1 << 30
