@@ -3,26 +3,29 @@
 Building a pool (decode + resize) holds the GIL for much of its time: PyAV decodes and
 converts frame by frame from Python, PIL's resize is called once per frame, and decord's
 own decoding thread competes with the caller's. A server's worker threads therefore hand
-cold builds to `PoolProcesses` and wait on them without the GIL. The pool comes back
-pickled (a copy of its frames, lost in the noise next to the decode: 4.3-4.6 s either way
-for a 24 MB pool of a 40 s 640x360 video here) and goes into the caller's process-wide
-cache, as if built there.
+cold builds to `PoolProcesses` and wait on them without the GIL. Each decoding process
+has a pipe of its own and runs one build at a time: a thread takes an idle process, sends
+it the video, and blocks on the answer (two hand-offs a build; `ProcessPoolExecutor`'s
+queue threads cost ~10% more throughput on small videos). The pool comes back pickled (a
+copy of its frames, lost in the noise next to the decode: 4.3-4.6 s either way for a 24 MB
+pool of a 40 s 640x360 video here) and goes into the caller's process-wide cache, as if
+built there.
 
 A decoding process that dies (a decoder crash on a corrupt file, the kernel's OOM killer)
-breaks the executor for every build in flight; each of those builds is retried alone in a
-fresh process, so only the video that kills it again fails, with a `VideoError` naming it,
-and the server goes on. A decoding process whose parent dies (a server killed with
-SIGKILL) exits within a second instead of lingering."""
+was building one video only: that build fails with a `VideoError` naming it, a fresh
+process takes its place, and the server goes on. A decoding process whose parent
+dies (a server killed with SIGKILL) exits within a second instead of lingering."""
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
+from multiprocessing.connection import Connection
 from types import TracebackType
 
 from vagen.video.decode import VideoError
@@ -42,14 +45,10 @@ _CONTEXT = get_context("spawn")
 PARENT_CHECK_S = 1.0  # how often a decoding process checks that its parent is alive
 
 
-def _executor(processes: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(processes, mp_context=_CONTEXT, initializer=_exit_with_parent,
-                               initargs=(os.getpid(),))
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a decoding process: a daemon thread that ends the process once `parent` is gone
-    (the executor's pipes stay open in its other children, so they would wait forever)."""
+def _serve(conn: Connection, build: PoolBuilder, parent: int) -> None:
+    """A decoding process: build the pool of each `(path, config)` received and send back
+    `(True, pool)` or `(False, error)`, until the pipe closes or `parent` is gone (the
+    watch thread: a parent killed with SIGKILL closes no pipe of ours)."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -57,11 +56,52 @@ def _exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    while True:
+        try:
+            path, config = conn.recv()
+        except EOFError:
+            return
+        try:
+            answer = (True, build(path, config))
+        except Exception as err:  # raised again in the caller's thread
+            answer = (False, err)
+        try:
+            conn.send(answer)
+        except Exception as err:  # an error that does not pickle
+            conn.send((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]} "
+                                           f"(not picklable: {err})")))
+
+
+class _Decoder:
+    """One spawned decoding process and our end of its pipe."""
+
+    def __init__(self, build: PoolBuilder):
+        self.conn, theirs = _CONTEXT.Pipe()
+        self.process = _CONTEXT.Process(target=_serve, args=(theirs, build, os.getpid()),
+                                        name="vagen-decoder", daemon=True)
+        self.process.start()
+        theirs.close()
+
+    def build(self, path: str, config: PoolConfig) -> FramePool:
+        """Raises EOFError or OSError when the process died meanwhile."""
+        self.conn.send((path, config))
+        ok, value = self.conn.recv()
+        if not ok:
+            raise value
+        return read_only(value)
+
+    def close(self) -> None:
+        self.conn.close()  # the process sees EOF and returns
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 class PoolProcesses:
-    """`processes` spawned processes (started on first use) building pools with `build`
-    (a module-level function, as the processes import it; default `build_pool`)."""
+    """Up to `processes` decoding processes (each started when first needed) building
+    pools with `build` (a module-level function, as the processes import it; default
+    `build_pool`). Thread-safe: a build waits for an idle process."""
 
     def __init__(self, processes: int, build: PoolBuilder = build_pool):
         if processes < 1:
@@ -69,33 +109,53 @@ class PoolProcesses:
         self.processes = processes
         self._build = build
         self._lock = threading.Lock()
-        self._retry = threading.Lock()
-        self._executor = _executor(processes)
+        self._idle: queue.SimpleQueue[_Decoder] = queue.SimpleQueue()
+        self._decoders: list[_Decoder] = []
 
     def build(self, path: str, config: PoolConfig) -> FramePool:
-        """The pool of `path`, built in a worker process; its errors (VideoError for a bad
-        video) are raised here as if the build had run in this thread."""
-        executor = self._executor
+        """The pool of `path`, built in a decoding process; its errors (VideoError for a
+        bad video) are raised here as if the build had run in this thread."""
+        decoder = self._take()
         try:
-            return read_only(executor.submit(self._build, path, config).result())
-        except BrokenProcessPool:
-            self._replace(executor)
-        with self._retry, _executor(1) as alone:
-            try:
-                return read_only(alone.submit(self._build, path, config).result())
-            except BrokenProcessPool:
-                raise VideoError(f"{path}: the decoding process died on this video (a "
-                                 "decoder crash, or killed for memory)") from None
+            pool = decoder.build(path, config)
+        except (EOFError, OSError):
+            self._replace(decoder)
+            raise VideoError(f"{path}: the decoding process died on this video (a decoder "
+                             "crash, or killed for memory)") from None
+        except BaseException:
+            self._idle.put(decoder)
+            raise
+        self._idle.put(decoder)
+        return pool
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        """A fresh executor for later builds, once, however many builds saw `broken` fail."""
+    def _take(self) -> _Decoder:
+        """An idle decoding process; a new one while fewer than `processes` run."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
         with self._lock:
-            if self._executor is broken:
-                self._executor = _executor(self.processes)
-        broken.shutdown(wait=False)
+            if len(self._decoders) < self.processes:
+                decoder = _Decoder(self._build)
+                self._decoders.append(decoder)
+                return decoder
+        return self._idle.get()
+
+    def _replace(self, dead: _Decoder) -> None:
+        """A fresh process in place of a dead one, idle at once for a build waiting on one."""
+        dead.close()
+        with self._lock:
+            self._decoders.remove(dead)
+            fresh = _Decoder(self._build)
+            self._decoders.append(fresh)
+        self._idle.put(fresh)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop every decoding process (call when no build is running)."""
+        with self._lock:
+            decoders, self._decoders = self._decoders, []
+        for decoder in decoders:
+            decoder.close()
 
     def __enter__(self) -> PoolProcesses:
         return self
