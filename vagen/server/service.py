@@ -120,11 +120,15 @@ class EnvService:
         self._envs: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="env")
-        self.decoders = decoders
         self._decoders = use_pool_processes(decoders) if decoders else None
 
     def __len__(self) -> int:
         return len(self._envs)
+
+    @property
+    def decoders(self) -> int:
+        """How many processes decode this service's cold videos (0: its threads do)."""
+        return self._decoders.processes if self._decoders else 0
 
     def create(self, specs: list[tuple[str, EnvSpec]]) -> list[Slot]:
         """Build envs. Creating an id that exists with the same spec is a no-op returning

@@ -182,7 +182,7 @@ def prefetch_pools(paths: Iterable[str | os.PathLike], config: PoolConfig | None
     decode is left for `get_pool`, which raises its error when the video is used."""
     config = config or PoolConfig()
     todo = [path for path in dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths)
-            if not is_cached(path, config) and os.path.isfile(path)]
+            if not is_cached(path, config)]
     if not todo:
         return 0
     with PoolProcesses(min(workers, len(todo))) as processes, \
