@@ -100,17 +100,21 @@ GUARD_EVALS = "[grpo/multi,grpo/single8]"  # what it asserts on
 @pytest.mark.learning
 def test_the_default_quick_start_learns_where_to_look(tmp_path: Path, monkeypatch) -> None:
     """The learning guard: the default quick start (default seed, another run folder) must
-    answer most held-out questions by retrieving the right frames, far above what 8 uniform
-    frames allow. A change that breaks learning cannot land. To fit CI's 20 minutes it runs
-    one GRPO step of 40 (over 40, GRPO changes accuracy by -3.5 to +0.5 points: README) and
-    only the two evals it asserts on; the data and the SFT warm start are the default's."""
+    retrieve the frames that show the change for most held-out questions (16 uniform frames
+    show it for 40%) and answer well above the single-turn baseline. A change that breaks
+    learning cannot land. The bounds sit under the worst run seen (README: the same seed
+    reaches 47.5-90.0% on different CPUs, evidence seen 77.5-96.5%), not under one machine's
+    run. To fit CI's 20 minutes it runs one GRPO step of 40 (over 40, GRPO changes accuracy
+    by -3.5 to +0.5 points: README) and only the two evals it asserts on; the data and the
+    SFT warm start are the default's."""
     monkeypatch.chdir(tmp_path)
     assert main(["out=guard", f"grpo_steps={GUARD_GRPO_STEPS}", f"evals={GUARD_EVALS}"]) == 0
     out = tmp_path / "guard"
     saved = json.loads((out / "report.json").read_text())
     numbers = saved["headline"]
-    assert numbers["final_multi"] >= 0.75, numbers
-    assert numbers["gap"] >= 0.35, numbers
+    assert numbers["evidence_seen"] >= 0.7, numbers
+    assert numbers["final_multi"] >= 0.45, numbers
+    assert numbers["gap"] >= 0.25, numbers
     # every stage wrote under out, in the folder it was run from
     assert set(saved["eval"]) == {"grpo/multi", "grpo/single8"}
     for folder in ("sft/final", "grpo/final", "eval/grpo-multi"):
