@@ -18,7 +18,10 @@ goals:
     `ImageProcessing` (patchify of frames on the grid, each distinct frame once);
   - whole GRPO step time, cache off vs on (median of `--repeats` steps after a warm-up);
   - bytes held per trajectory row (uint8 frames + pixel values), each image its own copy
-    (as before) vs shared by content key.
+    (as before) vs shared by content key;
+  - vision-tower time per 1,000 frames over the step's training rows (one tower call a
+    row), attention one call per image (transformers' SDPA, as before) vs packed (one
+    call per run of equally sized images).
 
     python benchmarks/train_step.py [--repeats 3 --only b]
 """
@@ -41,6 +44,7 @@ from vagen.config import from_dict
 from vagen.data.synthetic import SAMPLES_FILE, SynthConfig, generate_dataset
 from vagen.rollout.backends.base import Generation, PromptInput, SamplingParams
 from vagen.rollout.images import ImageProcessing
+from vagen.rollout.vision_attention import PACKED_ATTENTION, PER_BLOCK
 from vagen.rollout.vision_features import DEFAULT_KEPT_MB, vision_model
 from vagen.testing import tiny_model_dir
 from vagen.trainer.local import LocalTrainer, TrainConfig
@@ -197,6 +201,30 @@ def processing_ms(trajectories: list, image_processor) -> tuple[float, float, in
     return hf / shown * 1e6, ours / shown * 1e6, shown
 
 
+def tower_ms(trajectories: list, model) -> tuple[float, float]:
+    """ms per 1,000 frames for the vision tower over each training row's images (a row is
+    what one forward encodes without the feature cache), per-image vs packed attention."""
+    inner = vision_model(model)
+    rows = [s.images for t in trajectories for s in t.tokens.segments
+            if any(s.loss_mask) and s.images]
+    inputs = [(torch.cat([image.pixel_values for image in images]),
+               torch.stack([image.grid_thw for image in images])) for images in rows]
+    frames = sum(len(images) for images in rows)
+    attention = inner.visual.config._attn_implementation
+    times = []
+    try:
+        for implementation in (PER_BLOCK, PACKED_ATTENTION):
+            inner.visual.config._attn_implementation = implementation
+            started = time.perf_counter()
+            with torch.no_grad():
+                for pixels, grids in inputs:
+                    inner.get_image_features(pixels, grids)
+            times.append((time.perf_counter() - started) / frames * 1e6)
+    finally:
+        inner.visual.config._attn_implementation = attention
+    return times[0], times[1]
+
+
 def segment_images(trajectory) -> list:
     return [image for segment in trajectory.tokens.segments for image in segment.images]
 
@@ -227,11 +255,13 @@ def report(setup: Setup, repeats: int, root: Path) -> None:
         try:
             results[cached] = timed_steps(run, count, repeats)
             image_processor = run.policy.processor.image_processor
+            model = run.policy.model
         finally:
             run.close()
     (off_s, off_patches, trajectories), (on_s, on_patches, _) = results[False], results[True]
     hf_ms, ours_ms, shown = processing_ms(trajectories, image_processor)
     each, shared = row_bytes(trajectories)
+    per_image_ms, packed_ms = tower_ms(trajectories, model)
     frames = "+".join(map(str, setup.frames))
     print(f"\n{setup.name}: {setup.size}x{setup.size} frames, {frames} frames, "
           f"n = {setup.n}, {setup.prompts} prompt(s); median of {repeats} steps")
@@ -243,6 +273,8 @@ def report(setup: Setup, repeats: int, root: Path) -> None:
           f"{ratio(off_s, on_s):5.2f}x  (goal >= 1.5x for (b))")
     print(f"  MB held per row        each {each / 1e6:9.2f}  shared {shared / 1e6:6.2f}  "
           f"{ratio(each, shared):5.1f}x less")
+    print(f"  tower ms/1000 frames  per image {per_image_ms:8.1f}  packed {packed_ms:8.1f}  "
+          f"{ratio(per_image_ms, packed_ms):5.1f}x  (attention calls: one per frame size)")
 
 
 def main(argv: list[str] | None = None) -> int:

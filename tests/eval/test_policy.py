@@ -12,6 +12,7 @@ from vagen.eval.policy import (
     load_policy,
     register_policy_backend,
 )
+from vagen.rollout.vision_attention import PACKED_ATTENTION
 
 
 def test_backends_are_registered_by_name_and_duplicates_rejected():
@@ -45,3 +46,5 @@ def test_hf_policy_loads_the_checkpoint_with_its_chat_codec(model_path):
     assert policy.codec is codec
     assert next(policy.model.parameters()).device.type == "cpu"
     assert not policy.model.training
+    # the vision tower's attention runs one call per run of equally sized frames
+    assert policy.model.config.vision_config._attn_implementation == PACKED_ATTENTION

@@ -11,6 +11,7 @@ import torch
 
 from vagen.rollout.backends.hf import MODEL_INPUTS
 from vagen.rollout.tokens import TrajectoryTokens, collate_segments
+from vagen.rollout.vision_attention import PACKED_ATTENTION
 from vagen.trainer.checkpoint import CheckpointManager
 from vagen.trainer.policy import PARTS, ModelConfig, Policy
 
@@ -81,6 +82,8 @@ def test_full_finetuning_reference_is_a_frozen_copy(tiny_model_path: Path) -> No
     inputs = _inputs(policy)
     with policy.reference() as ref:
         assert ref is not policy.model
+        for model in (ref, policy.model):  # both encode frames with packed attention
+            assert model.config.vision_config._attn_implementation == PACKED_ATTENTION
         assert not any(p.requires_grad for p in ref.parameters())
         torch.testing.assert_close(_logits(ref, inputs), _logits(policy.model, inputs))
         _perturb(policy.parameters())  # as an optimizer step would

@@ -103,10 +103,12 @@ def _load_hf(path: Path, device: str) -> tuple[PolicyBackend, ChatCodec]:
     from transformers import AutoModelForImageTextToText
 
     from vagen.rollout.backends.hf import HFBackend
+    from vagen.rollout.vision_attention import pack_vision_attention
     from vagen.rollout.vision_features import VisionFeatures
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+    pack_vision_attention(model)
     codec = _codec(path)
     vision = VisionFeatures() if VisionFeatures.supports(model) else None
     return HFBackend(model, codec, vision), codec

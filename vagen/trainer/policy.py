@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from vagen.rollout.tokens import ChatCodec
+from vagen.rollout.vision_attention import pack_vision_attention
 from vagen.rollout.vision_features import DEFAULT_KEPT_MB, VisionFeatures
 
 # Parameter-name prefixes of the three parts Qwen-VL recipes switch on and off.
@@ -93,9 +94,11 @@ class Policy:
         self.codec = ChatCodec(self.processor)
         dtype = getattr(torch, config.dtype)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        pack_vision_attention(model)
         self._ref_model = None
         if with_reference and config.lora_rank == 0:
             self._ref_model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+            pack_vision_attention(self._ref_model)
             self._ref_model.to(self.device).eval().requires_grad_(False)
         self.model = self._trainable(model).to(self.device)
         if config.gradient_checkpointing:
