@@ -255,13 +255,13 @@ def report(setup: Setup, repeats: int, root: Path) -> None:
         try:
             results[cached] = timed_steps(run, count, repeats)
             image_processor = run.policy.processor.image_processor
-            model = run.policy.model
+            policy_model = run.policy.model
         finally:
             run.close()
     (off_s, off_patches, trajectories), (on_s, on_patches, _) = results[False], results[True]
     hf_ms, ours_ms, shown = processing_ms(trajectories, image_processor)
     each, shared = row_bytes(trajectories)
-    per_image_ms, packed_ms = tower_ms(trajectories, model)
+    per_image_ms, packed_ms = tower_ms(trajectories, policy_model)
     frames = "+".join(map(str, setup.frames))
     print(f"\n{setup.name}: {setup.size}x{setup.size} frames, {frames} frames, "
           f"n = {setup.n}, {setup.prompts} prompt(s); median of {repeats} steps")
