@@ -153,13 +153,19 @@ def test_lenient_spans_read_a_reversed_range_as_its_ends_swapped(protocol, text)
 
 
 def _parse_seconds(protocol: str, text: str) -> float:
+    """The best of 5 parses, the garbage collector off: the least disturbed by other load."""
+    import gc
     import time
 
     best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        parse_action(protocol, text, ONE)
-        best = min(best, time.perf_counter() - started)
+    gc.disable()
+    try:
+        for _ in range(5):
+            started = time.perf_counter()
+            parse_action(protocol, text, ONE)
+            best = min(best, time.perf_counter() - started)
+    finally:
+        gc.enable()
     return best
 
 
@@ -169,7 +175,8 @@ def _parse_seconds(protocol: str, text: str) -> float:
     ("query", "<query><query>"), ("query", "é1")])
 def test_parsing_time_grows_linearly_with_the_action(protocol, unit):
     """4x the text takes about 4x the time (a scan from every digit or opening tag would
-    take 16x); measured against the same parser, so no wall-clock bound."""
+    take 16x; the bound, 10x, leaves room for a loaded machine); measured against the same
+    parser, so no wall-clock bound."""
     tag = get_protocol(protocol).tag or "answer"
 
     def action(repeats: int) -> str:
@@ -177,7 +184,7 @@ def test_parsing_time_grows_linearly_with_the_action(protocol, unit):
 
     small = _parse_seconds(protocol, action(4000 // len(unit)))
     large = _parse_seconds(protocol, action(16000 // len(unit)))
-    assert large < 8 * max(small, 1e-4), (small, large)
+    assert large < 10 * max(small, 1e-4), (small, large)
 
 
 @pytest.mark.parametrize("protocol, unit", [
