@@ -1,10 +1,10 @@
 """The vision tower's attention in a few batched calls instead of one call per image.
 
-Qwen2-VL, Qwen2.5-VL and Qwen3-VL run their vision tower over all images of a batch packed
-into one sequence, with each image (or attention window) a block of it. With SDPA or eager
-attention, transformers cuts that sequence into its blocks and runs one attention call per
-block: a turn of 24 frames is 24 small calls per layer, and a tiny model's SFT step spends
-most of its vision time in them. Transformers hands the packed sequence with its block
+Qwen2-VL and Qwen2.5-VL (and Qwen3-VL, whose tower has the same code, untested here) run
+their vision tower over all images of a batch packed into one sequence, with each image (or
+attention window) a block of it. With SDPA or eager attention, transformers cuts that
+sequence into its blocks and runs one attention call per block: a turn of 24 frames is 24
+small calls per layer. Transformers hands the packed sequence with its block
 boundaries (`cu_seq_lens_q`) only to an attention implementation whose name holds "flash",
 so `packed_vision_attention` is registered under such a name: it stacks each run of
 equally long blocks into one batch and runs one SDPA call over it, with the same result as
@@ -13,6 +13,7 @@ packed sequence and is left alone."""
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 import torch
@@ -39,19 +40,16 @@ def packed_vision_attention(module: Any, query: torch.Tensor, key: torch.Tensor,
     bounds = [0, tokens] if cu_seq_lens_q is None else cu_seq_lens_q.tolist()
     lengths = [end - start for start, end in zip(bounds, bounds[1:], strict=False)]
     outputs = []
-    start = first = 0
-    while first < len(lengths):
-        length, last = lengths[first], first
-        while last < len(lengths) and lengths[last] == length:
-            last += 1
-        blocks = last - first
+    start = 0
+    for length, run in groupby(lengths):
+        blocks = len(list(run))
         end = start + blocks * length
         q, k, v = (t[0, :, start:end].reshape(t.shape[1], blocks, length, t.shape[3])
                    .transpose(0, 1) for t in (query, key, value))
         out = torch.nn.functional.scaled_dot_product_attention(
             q, k, v, dropout_p=dropout, scale=scaling)  # (blocks, heads, length, dim)
         outputs.append(out.transpose(1, 2).reshape(1, blocks * length, *out.shape[1::2]))
-        start, first = end, last
+        start = end
     return torch.cat(outputs, dim=1), None
 
 
@@ -67,7 +65,6 @@ def pack_vision_attention(model: Any) -> bool:
         return False
     if getattr(config, "_attn_implementation", None) != PER_BLOCK:
         return False
-    if PACKED_ATTENTION not in AttentionInterface._global_mapping:
-        AttentionInterface.register(PACKED_ATTENTION, packed_vision_attention)
+    AttentionInterface.register(PACKED_ATTENTION, packed_vision_attention)  # idempotent
     config._attn_implementation = PACKED_ATTENTION
     return True
